@@ -1,0 +1,219 @@
+//! Settings from the environment, with defaults that work on a developer machine
+//! set up by `scripts/deps.sh`. Every knob is validated here, once, at start.
+
+use std::{net::SocketAddr, time::Duration};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub http_addr: SocketAddr,
+    pub mqtt: MqttSettings,
+    pub ingest: IngestSettings,
+    pub retention: RetentionSettings,
+    /// Lets a node specialise: an HTTP-only node runs with ingest off.
+    pub ingest_enabled: bool,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    /// Prepended to every subscription and stripped when parsing topics (tests use it for isolation).
+    pub topic_prefix: String,
+    /// MQTT v5 shared-subscription group: several nodes then split one stream.
+    pub share_group: Option<String>,
+    /// Announced to the broker as receive-maximum; also the capacity of the channel out of the
+    /// event loop, so forwarding a delivery can never block (see `ingest::mqtt`).
+    pub receive_maximum: u16,
+    pub session_expiry: Duration,
+    pub keep_alive: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub batch_rows: usize,
+    pub batch_age: Duration,
+    pub writers: usize,
+    pub max_payload_bytes: usize,
+    pub max_future_skew: Duration,
+    /// How long an unknown external id is remembered as unknown before the database is asked again.
+    pub unknown_vehicle_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    pub raw_days: i64,
+    pub partitions_ahead_days: i64,
+    pub maintenance_interval: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds settings from any key lookup, so tests can configure without touching the process env.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let (host, port) = parse_mqtt_url(&env.string("MQTT_URL", "mqtt://127.0.0.1:1884"))?;
+        let settings = Settings {
+            database_url: env.string(
+                "DATABASE_URL",
+                "postgres://postgres:postgres@127.0.0.1:5432/meridian",
+            ),
+            http_addr: env.parse("MERIDIAN_HTTP_ADDR", "127.0.0.1:8080")?,
+            mqtt: MqttSettings {
+                host,
+                port,
+                client_id: env.string("MQTT_CLIENT_ID", "meridian-ingest"),
+                topic_prefix: env.string("MQTT_TOPIC_PREFIX", ""),
+                share_group: get("MQTT_SHARE_GROUP").filter(|g| !g.is_empty()),
+                receive_maximum: env.parse("MQTT_RECEIVE_MAXIMUM", "20000")?,
+                session_expiry: Duration::from_secs(env.parse("MQTT_SESSION_EXPIRY_S", "604800")?),
+                keep_alive: Duration::from_secs(env.parse("MQTT_KEEP_ALIVE_S", "30")?),
+            },
+            ingest: IngestSettings {
+                batch_rows: env.parse("MERIDIAN_BATCH_ROWS", "2000")?,
+                batch_age: Duration::from_millis(env.parse("MERIDIAN_BATCH_AGE_MS", "50")?),
+                writers: env.parse("MERIDIAN_WRITERS", "2")?,
+                max_payload_bytes: env.parse("MERIDIAN_MAX_PAYLOAD_BYTES", "262144")?,
+                max_future_skew: Duration::from_secs(env.parse("MERIDIAN_MAX_FUTURE_S", "300")?),
+                unknown_vehicle_ttl: Duration::from_millis(
+                    env.parse("MERIDIAN_UNKNOWN_VEHICLE_TTL_MS", "5000")?,
+                ),
+            },
+            retention: RetentionSettings {
+                raw_days: env.parse("MERIDIAN_RETENTION_RAW_DAYS", "30")?,
+                partitions_ahead_days: env.parse("MERIDIAN_PARTITIONS_AHEAD_DAYS", "3")?,
+                maintenance_interval: Duration::from_secs(
+                    env.parse("MERIDIAN_MAINTENANCE_INTERVAL_S", "3600")?,
+                ),
+            },
+            ingest_enabled: env.parse("MERIDIAN_INGEST", "true")?,
+            shutdown_timeout: Duration::from_secs(env.parse("MERIDIAN_SHUTDOWN_TIMEOUT_S", "30")?),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, message: &str| {
+            Err(ConfigError::Invalid {
+                name,
+                message: message.to_owned(),
+            })
+        };
+        let i = &self.ingest;
+        if i.batch_rows == 0 || i.writers == 0 {
+            return invalid(
+                "MERIDIAN_BATCH_ROWS",
+                "batch rows and writers must be at least 1",
+            );
+        }
+        // Every unacked message sits somewhere in the pipeline; if the broker may hand us fewer
+        // than one full batch per stage, batches only ever close on age and throughput collapses.
+        if (self.mqtt.receive_maximum as usize) < i.batch_rows {
+            return invalid(
+                "MQTT_RECEIVE_MAXIMUM",
+                "must be at least MERIDIAN_BATCH_ROWS",
+            );
+        }
+        if self.retention.raw_days < 1 {
+            return invalid("MERIDIAN_RETENTION_RAW_DAYS", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn string(&self, name: &str, default: &str) -> String {
+        (self.0)(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.string(name, default);
+        raw.trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                message: format!("{raw:?}: {e}"),
+            })
+    }
+}
+
+fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        name: "MQTT_URL",
+        message: message.to_owned(),
+    };
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| invalid("expected mqtt://host:port"))?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) => Ok((
+            host.to_owned(),
+            port.parse().map_err(|_| invalid("port is not a number"))?,
+        )),
+        None => Ok((rest.to_owned(), 1883)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid_and_point_at_the_project_broker() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.mqtt.host.as_str(), s.mqtt.port), ("127.0.0.1", 1884));
+        assert_eq!(s.retention.raw_days, 30);
+    }
+
+    #[test]
+    fn mqtt_url_forms() {
+        assert_eq!(
+            parse_mqtt_url("mqtt://broker:1999").unwrap(),
+            ("broker".into(), 1999)
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtt://broker").unwrap(),
+            ("broker".into(), 1883)
+        );
+        assert!(parse_mqtt_url("http://broker").is_err());
+    }
+
+    #[test]
+    fn rejects_nonsense_knobs() {
+        assert!(settings(&[("MERIDIAN_BATCH_ROWS", "0")]).is_err());
+        assert!(settings(&[("MERIDIAN_BATCH_ROWS", "lots")]).is_err());
+        assert!(settings(&[("MQTT_RECEIVE_MAXIMUM", "10")]).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain types that cannot hold nonsense. The decoder, the store, the API and the
+//! simulator all validate through these, so a rule lives in exactly one place.
+
+mod external_id;
+mod position;
+mod timestamp;
+
+pub use external_id::{ExternalId, ExternalIdError};
+pub use position::{LatLon, PositionError};
+pub use timestamp::{Timestamp, TimestampError};
