@@ -1,8 +1,14 @@
 //! Meridian: fleet telemetry from MQTT into daily-partitioned PostGIS, with the
 //! read side a dispatch desk needs. The module tree follows a telemetry message:
-//! `ingest` (mqtt source → decode → batcher) → `store` (COPY writer, partitions,
-//! positions, dead letters) → `api` (health, metrics; queries come later).
+//! `ingest` (mqtt source → decode → batcher → writer) → `store` (COPY, partitions,
+//! positions, dead letters) → `api` (health, readiness, metrics; queries come later).
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ingest;
+pub mod observability;
+pub mod shutdown;
+pub mod store;

@@ -1,1 +1,137 @@
+//! The ingest pipeline: MQTT source → decode + batch → writers → commit → ack.
+//!
+//! ```text
+//! event loop ──(≤ receive-maximum)──▶ batcher ──(WRITER_QUEUE batches)──▶ writer × N ──▶ PostgreSQL
+//!     ▲                                                                       │
+//!     └──────────────────────────── acks after commit ───────────────────────┘
+//! ```
+//! Shutdown runs the same path to its end: the source stops forwarding, the batcher flushes,
+//! writers drain and ack, then the MQTT connection is closed behind the last ack.
+
+pub mod ack;
+pub mod batcher;
 pub mod decode;
+pub mod mqtt;
+pub mod resolver;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::domain::Timestamp;
+use crate::shutdown::Shutdown;
+use crate::store::partitions::Partitions;
+use ack::Acker;
+use decode::{DecodeError, Decoded, Decoder, Reason, Reject, Window};
+use mqtt::{BrokerStatus, Delivery, MqttSource};
+use resolver::Resolver;
+use writer::Writer;
+
+/// Batches waiting for a writer. Small on purpose: backpressure should reach the broker
+/// (through unacked messages) rather than pile up decoded points in memory.
+const WRITER_QUEUE: usize = 2;
+
+/// A delivery and what it decoded to: the unit that is acked.
+pub struct Message {
+    pub delivery: Delivery,
+    pub decoded: Decoded,
+}
+
+impl Message {
+    /// The same delivery, now to be stored only as a dead letter the database refused.
+    fn poisoned(&self, detail: String) -> Message {
+        let error = DecodeError::new(Reason::RejectedByDatabase, detail);
+        Message {
+            delivery: self.delivery.clone(),
+            decoded: Decoded {
+                external_id: self.decoded.external_id.clone(),
+                rejects: vec![Reject {
+                    error,
+                    payload: self.delivery.payload.clone(),
+                }],
+                ..Decoded::default()
+            },
+        }
+    }
+}
+
+pub struct Pipeline {
+    source: MqttSource,
+    batcher: JoinHandle<()>,
+    writers: Vec<JoinHandle<()>>,
+    acker: Acker,
+}
+
+impl Pipeline {
+    pub fn start(settings: &Settings, partitions: Arc<Partitions>, shutdown: Shutdown) -> Self {
+        let mut source = MqttSource::start(&settings.mqtt, shutdown);
+        let deliveries = std::mem::replace(&mut source.deliveries, mpsc::channel(1).1);
+        let (batch_tx, batch_rx) = mpsc::channel(WRITER_QUEUE);
+
+        let decoder = Decoder {
+            topic_prefix: settings.mqtt.topic_prefix.clone(),
+            max_payload_bytes: settings.ingest.max_payload_bytes,
+        };
+        let retention_days = settings.retention.raw_days;
+        let max_future = settings.ingest.max_future_skew.as_secs() as i64;
+        let prepare = move |delivery: Delivery| {
+            let window = Window::around(Timestamp::now(), retention_days, max_future);
+            let decoded = decoder.decode(&delivery.topic, &delivery.payload, window);
+            Message { delivery, decoded }
+        };
+        let weight = |m: &Message| m.decoded.points.len() + m.decoded.rejects.len();
+        let limits = batcher::Limits {
+            rows: settings.ingest.batch_rows,
+            age: settings.ingest.batch_age,
+        };
+        let batcher = tokio::spawn(batcher::run(deliveries, batch_tx, limits, prepare, weight));
+
+        let writer = Arc::new(Writer {
+            database_url: settings.database_url.clone(),
+            resolver: Arc::new(Resolver::new(settings.ingest.unknown_vehicle_ttl)),
+            partitions,
+            acker: source.acker.clone(),
+        });
+        let batch_rx = Arc::new(Mutex::new(batch_rx));
+        let writers = (0..settings.ingest.writers)
+            .map(|_| tokio::spawn(writer.clone().run(batch_rx.clone())))
+            .collect();
+        Self {
+            acker: source.acker.clone(),
+            source,
+            batcher,
+            writers,
+        }
+    }
+
+    pub fn broker_status(&self) -> BrokerStatus {
+        self.source.status.clone()
+    }
+
+    pub fn acker(&self) -> Acker {
+        self.acker.clone()
+    }
+
+    /// Waits for the drain that shutdown started; whatever is not committed by the deadline
+    /// stays unacked and is redelivered to the next session.
+    pub async fn drain(self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut tasks = vec![self.batcher];
+        tasks.extend(self.writers);
+        for task in &mut tasks {
+            if tokio::time::timeout_at(until, task).await.is_err() {
+                tracing::warn!(
+                    ?deadline,
+                    "ingest did not drain in time; unacked messages will be redelivered"
+                );
+                tasks.iter().for_each(JoinHandle::abort);
+                break;
+            }
+        }
+        self.source.close(Duration::from_secs(5)).await;
+    }
+}

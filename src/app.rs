@@ -1,0 +1,147 @@
+//! Builds and runs a Meridian node: migrations, partitions, ingest pipeline, HTTP server,
+//! maintenance — and takes them down in order on shutdown. Tests drive this same type.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::domain::Timestamp;
+use crate::ingest::ack::Acker;
+use crate::ingest::Pipeline;
+use crate::observability;
+use crate::shutdown::Shutdown;
+use crate::store::{self, migrate, partitions::Partitions};
+
+/// Connections for short HTTP queries; writers hold their own.
+const POOL_SIZE: usize = 16;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    pipeline: Option<Pipeline>,
+    maintenance: JoinHandle<()>,
+    shutdown: Shutdown,
+    settings: Settings,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = observability::metrics_handle();
+        let mut client = store::connect(&settings.database_url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        migrate::run(&mut client)
+            .await
+            .context("applying migrations")?;
+        let partitions = Arc::new(Partitions::default());
+        // Today's and the coming days' partitions exist before the first row arrives.
+        maintain(&mut client, &partitions, &settings)
+            .await
+            .context("creating partitions")?;
+        drop(client);
+
+        let shutdown = Shutdown::default();
+        let pipeline = settings
+            .ingest_enabled
+            .then(|| Pipeline::start(&settings, partitions.clone(), shutdown.clone()));
+        let state = AppState {
+            pool: store::pool(&settings.database_url, POOL_SIZE)?,
+            broker: pipeline.as_ref().map(Pipeline::broker_status),
+            metrics,
+        };
+        let listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("binding {}", settings.http_addr))?;
+        let maintenance = tokio::spawn(maintenance_loop(
+            partitions,
+            settings.clone(),
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            listener,
+            state,
+            pipeline,
+            maintenance,
+            shutdown,
+            settings,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Counts messages acknowledged after commit (tests wait on it).
+    pub fn acker(&self) -> Option<Acker> {
+        self.pipeline.as_ref().map(Pipeline::acker)
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let server = axum::serve(self.listener, api::router(self.state))
+            .with_graceful_shutdown(async move { shutdown.triggered().await });
+        let server = tokio::spawn(async move { server.await });
+        self.shutdown.triggered().await;
+        if let Some(pipeline) = self.pipeline {
+            pipeline.drain(self.settings.shutdown_timeout).await;
+        }
+        self.maintenance.abort();
+        match tokio::time::timeout(std::time::Duration::from_secs(5), server).await {
+            Ok(Ok(result)) => result.context("HTTP server failed")?,
+            _ => tracing::warn!("HTTP server did not stop in time"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn maintenance_loop(partitions: Arc<Partitions>, settings: Settings, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(settings.retention.maintenance_interval);
+    tick.tick().await; // the first tick is immediate, and build() already ran one round
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.triggered() => return,
+        }
+        let result = async {
+            let mut client = store::connect(&settings.database_url).await?;
+            maintain(&mut client, &partitions, &settings).await
+        };
+        if let Err(e) = result.await {
+            tracing::warn!(error = %e, "maintenance round failed; will retry next interval");
+        }
+    }
+}
+
+/// Creates partitions from yesterday to `partitions_ahead_days` ahead; drops those past retention.
+async fn maintain(
+    client: &mut tokio_postgres::Client,
+    partitions: &Partitions,
+    settings: &Settings,
+) -> Result<(), store::StoreError> {
+    let now = Timestamp::now();
+    let today = now.utc_day();
+    partitions
+        .ensure(
+            client,
+            today - 1..=today + settings.retention.partitions_ahead_days,
+        )
+        .await?;
+    let oldest_day = now
+        .plus_secs(-settings.retention.raw_days * 86_400)
+        .utc_day();
+    let dropped = partitions.drop_before(client, oldest_day).await?;
+    observability::partitions_dropped(&dropped);
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Logs and metrics. Every metric Meridian emits is named here, once, with its unit in the
+//! name (`_seconds`, `_rows`), counters ending in `_total`, and only low-cardinality labels
+//! (a reason code, never a vehicle id). Ingest emits per batch, not per message.
+
+use std::sync::OnceLock;
+
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+pub const MESSAGES_RECEIVED: &str = "meridian_ingest_messages_received_total";
+pub const MESSAGES_ACKED: &str = "meridian_ingest_messages_acked_total";
+pub const MESSAGES_IGNORED: &str = "meridian_ingest_messages_ignored_total";
+pub const POINTS_STORED: &str = "meridian_ingest_points_stored_total";
+pub const POINTS_DUPLICATE: &str = "meridian_ingest_points_duplicate_total";
+pub const DEAD_LETTERS: &str = "meridian_ingest_dead_letters_total";
+pub const BATCH_ROWS: &str = "meridian_ingest_batch_rows";
+pub const BATCH_DURATION: &str = "meridian_ingest_batch_duration_seconds";
+pub const LAG: &str = "meridian_ingest_lag_seconds";
+pub const WRITE_RETRIES: &str = "meridian_ingest_write_retries_total";
+pub const BROKER_RECONNECTS: &str = "meridian_mqtt_reconnects_total";
+pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
+pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
+
+/// Lag buckets: sub-10 ms is what a healthy node shows, minutes is what a backlog looks like.
+const LAG_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    30.0, 60.0, 300.0,
+];
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+const ROWS_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0,
+];
+
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// The process-wide Prometheus recorder; installed on first use so that several
+/// applications in one process (integration tests) share it instead of failing.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(LAG.into()), LAG_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(BATCH_DURATION.into()), DURATION_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(BATCH_ROWS.into()), ROWS_BUCKETS)
+                })
+                .expect("bucket lists are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");
+    describe_counter!(
+        MESSAGES_ACKED,
+        "MQTT messages acknowledged after their rows or dead letters committed"
+    );
+    describe_counter!(
+        MESSAGES_IGNORED,
+        "Valid non-telemetry messages (OwnTracks transitions, LWT, ...)"
+    );
+    describe_counter!(
+        POINTS_STORED,
+        "Telemetry points committed to vehicle_telemetry"
+    );
+    describe_counter!(
+        POINTS_DUPLICATE,
+        "Redelivered points skipped because (vehicle_id, ts) was already stored"
+    );
+    describe_counter!(DEAD_LETTERS, "Dead letters committed, by reason code");
+    describe_histogram!(
+        BATCH_ROWS,
+        Unit::Count,
+        "Rows (points and dead letters) per committed batch"
+    );
+    describe_histogram!(
+        BATCH_DURATION,
+        Unit::Seconds,
+        "Time to write and commit one batch"
+    );
+    describe_histogram!(
+        LAG,
+        Unit::Seconds,
+        "Commit time minus the point's own timestamp"
+    );
+    describe_counter!(
+        WRITE_RETRIES,
+        "Batch writes retried after a transient database failure"
+    );
+    describe_counter!(
+        BROKER_RECONNECTS,
+        "Connections (re)established to the MQTT broker"
+    );
+    describe_gauge!(BROKER_CONNECTED, "1 while connected to the MQTT broker");
+    describe_counter!(
+        PARTITIONS_DROPPED,
+        "Telemetry partitions dropped by raw retention"
+    );
+}
+
+/// What one committed batch did, reported in one place.
+pub struct BatchReport {
+    pub messages: u64,
+    pub ignored: u64,
+    pub rows: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub seconds: f64,
+}
+
+pub fn batch_committed(r: &BatchReport) {
+    counter!(MESSAGES_IGNORED).increment(r.ignored);
+    counter!(POINTS_STORED).increment(r.stored);
+    counter!(POINTS_DUPLICATE).increment(r.duplicates);
+    histogram!(BATCH_ROWS).record(r.rows as f64);
+    histogram!(BATCH_DURATION).record(r.seconds);
+    tracing::debug!(
+        messages = r.messages,
+        stored = r.stored,
+        duplicates = r.duplicates,
+        seconds = r.seconds,
+        "batch committed"
+    );
+}
+
+pub fn dead_letters(reason: &'static str, n: u64) {
+    counter!(DEAD_LETTERS, "reason" => reason).increment(n);
+}
+
+pub fn lag_seconds(lag: f64) {
+    histogram!(LAG).record(lag);
+}
+
+pub fn messages_received(n: u64) {
+    counter!(MESSAGES_RECEIVED).increment(n);
+}
+
+pub fn messages_acked(n: u64) {
+    counter!(MESSAGES_ACKED).increment(n);
+}
+
+pub fn write_retried(error: &dyn std::fmt::Display) {
+    counter!(WRITE_RETRIES).increment(1);
+    tracing::warn!(error = %error, "batch write failed, retrying");
+}
+
+pub fn broker_connected(session_present: bool) {
+    counter!(BROKER_RECONNECTS).increment(1);
+    gauge!(BROKER_CONNECTED).set(1.0);
+    tracing::info!(session_present, "connected to MQTT broker");
+}
+
+pub fn broker_disconnected(error: &dyn std::fmt::Display) {
+    gauge!(BROKER_CONNECTED).set(0.0);
+    tracing::warn!(error = %error, "MQTT connection lost, reconnecting");
+}
+
+pub fn partitions_dropped(names: &[String]) {
+    counter!(PARTITIONS_DROPPED).increment(names.len() as u64);
+    for name in names {
+        tracing::info!(partition = %name, "dropped telemetry partition past raw retention");
+    }
+}

@@ -1,0 +1,80 @@
+//! Everything that touches PostgreSQL on the write side: migrations, daily partitions,
+//! the binary COPY of telemetry, latest positions and dead letters.
+
+pub mod copy;
+pub mod dead_letters;
+pub mod migrate;
+pub mod partitions;
+pub mod positions;
+pub mod telemetry;
+pub mod vehicles;
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{error::SqlState, Client, Config, NoTls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("migrations: {0}")]
+    Migrate(#[from] refinery::Error),
+    #[error("database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("invalid DATABASE_URL: {0}")]
+    Url(String),
+}
+
+impl StoreError {
+    pub fn sqlstate(&self) -> Option<&SqlState> {
+        match self {
+            StoreError::Db(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        self.sqlstate() == Some(&SqlState::UNIQUE_VIOLATION)
+    }
+
+    /// The rows themselves were refused (bad value, failed check): retrying the same
+    /// batch can never succeed, so the caller must isolate the culprit instead.
+    pub fn is_data_error(&self) -> bool {
+        self.sqlstate().is_some_and(|s| {
+            let code = s.code();
+            (code.starts_with("22") || code.starts_with("23")) && *s != SqlState::UNIQUE_VIOLATION
+        })
+    }
+}
+
+/// Opens one dedicated connection (writers and the migrator each own one).
+pub async fn connect(url: &str) -> Result<Client, StoreError> {
+    let config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// The pool for short queries (health, lookups). `Verified` recycling tests a connection before
+/// handing it out, so a restarted database costs one failed check, not one failed request.
+pub fn pool(url: &str, max_size: usize) -> Result<Pool, StoreError> {
+    let config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Url(e.to_string()))
+}

@@ -1,0 +1,125 @@
+//! Daily partitions of `vehicle_telemetry`: created ahead of time by maintenance, on demand
+//! by writers for late points, and dropped once a whole day is past raw retention.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use chrono::{Duration, NaiveDate};
+use tokio_postgres::Client;
+
+use super::StoreError;
+
+const PARENT: &str = "vehicle_telemetry";
+/// Serialises creation of one day's partition across writers and nodes.
+const PARTITION_LOCK_CLASS: i32 = 0x6d72; // "mr"
+
+/// Days (since the Unix epoch) whose partition is known to exist, so the hot path asks
+/// the database only when a batch touches a day it has not seen before.
+#[derive(Default)]
+pub struct Partitions {
+    known: Mutex<HashSet<i64>>,
+}
+
+impl Partitions {
+    pub async fn ensure(
+        &self,
+        client: &mut Client,
+        days: impl IntoIterator<Item = i64>,
+    ) -> Result<(), StoreError> {
+        let missing: Vec<i64> = {
+            let known = self.known.lock().expect("partition cache poisoned");
+            days.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        for day in missing {
+            create(client, day).await?;
+            self.known
+                .lock()
+                .expect("partition cache poisoned")
+                .insert(day);
+        }
+        Ok(())
+    }
+
+    /// Drops partitions whose whole day is older than `oldest_day`; returns their names.
+    pub async fn drop_before(
+        &self,
+        client: &mut Client,
+        oldest_day: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = client
+            .query(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+                &[&PARENT],
+            )
+            .await?;
+        let mut dropped = Vec::new();
+        for row in rows {
+            let name: String = row.get(0);
+            let Some(day) = day_of(&name) else { continue };
+            if day >= oldest_day {
+                continue;
+            }
+            let tx = client.transaction().await?;
+            // Never let retention stall ingest: give up this round if the parent is busy.
+            tx.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '5s'; DROP TABLE IF EXISTS {name}"
+            ))
+            .await?;
+            tx.commit().await?;
+            self.known
+                .lock()
+                .expect("partition cache poisoned")
+                .remove(&day);
+            dropped.push(name);
+        }
+        Ok(dropped)
+    }
+}
+
+pub fn name_of(day: i64) -> String {
+    format!("{PARENT}_p{}", date_of(day).format("%Y%m%d"))
+}
+
+fn date_of(day: i64) -> NaiveDate {
+    NaiveDate::default() + Duration::days(day)
+}
+
+fn day_of(name: &str) -> Option<i64> {
+    let digits = name.strip_prefix(PARENT)?.strip_prefix("_p")?;
+    let date = NaiveDate::parse_from_str(digits, "%Y%m%d").ok()?;
+    Some((date - NaiveDate::default()).num_days())
+}
+
+async fn create(client: &mut Client, day: i64) -> Result<(), StoreError> {
+    let (from, to) = (date_of(day), date_of(day + 1));
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&PARTITION_LOCK_CLASS, &(day as i32)],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF {PARENT} \
+         FOR VALUES FROM ('{from} 00:00:00+00') TO ('{to} 00:00:00+00')",
+        name_of(day)
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_days() {
+        let day =
+            (NaiveDate::from_ymd_opt(2026, 11, 21).unwrap() - NaiveDate::default()).num_days();
+        assert_eq!(name_of(day), "vehicle_telemetry_p20261121");
+        assert_eq!(day_of(&name_of(day)), Some(day));
+        assert_eq!(day_of("vehicle_telemetry_staging"), None);
+        assert_eq!(day_of("vehicles_p20261121"), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! Latest position per vehicle, upserted in the same transaction as the telemetry batch.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::Timestamp;
+use crate::ingest::decode::Point;
+
+/// One row per vehicle: the newest point of the batch. Kept sorted by vehicle id so that
+/// concurrent writers lock `vehicle_positions` rows in the same order and cannot deadlock.
+#[derive(Default)]
+pub struct Latest {
+    rows: std::collections::BTreeMap<Uuid, (Point, Timestamp)>,
+}
+
+impl Latest {
+    pub fn offer(&mut self, vehicle_id: Uuid, point: &Point, received_at: Timestamp) {
+        match self.rows.get(&vehicle_id) {
+            Some((held, _)) if held.ts >= point.ts => {}
+            _ => {
+                let mut p = point.clone();
+                p.engine = None;
+                self.rows.insert(vehicle_id, (p, received_at));
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// A position never moves back in time: an older point (late or redelivered) leaves it alone.
+const UPSERT: &str = "\
+INSERT INTO vehicle_positions AS p
+    (vehicle_id, ts, location, speed_kmh, heading_deg, fuel_pct, accuracy_m, received_at)
+SELECT v, t, ST_SetSRID(ST_MakePoint(x, y), 4326), s, h, f, a, r
+FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[],
+            $6::float8[], $7::float8[], $8::float8[], $9::timestamptz[]) AS u(v, t, x, y, s, h, f, a, r)
+ON CONFLICT (vehicle_id) DO UPDATE SET
+    ts = EXCLUDED.ts, location = EXCLUDED.location, speed_kmh = EXCLUDED.speed_kmh,
+    heading_deg = EXCLUDED.heading_deg, fuel_pct = EXCLUDED.fuel_pct,
+    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now()
+WHERE p.ts < EXCLUDED.ts";
+
+pub async fn upsert(tx: &Transaction<'_>, latest: &Latest) -> Result<u64, StoreError> {
+    if latest.is_empty() {
+        return Ok(0);
+    }
+    let n = latest.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut ts: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+    let (mut lon, mut lat) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut speed, mut heading, mut fuel, mut acc) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut received: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+    for (id, (p, r)) in &latest.rows {
+        ids.push(*id);
+        ts.push(p.ts.to_datetime());
+        lon.push(p.position.lon());
+        lat.push(p.position.lat());
+        speed.push(p.speed_kmh);
+        heading.push(p.heading_deg);
+        fuel.push(p.fuel_pct);
+        acc.push(p.accuracy_m);
+        received.push(r.to_datetime());
+    }
+    Ok(tx
+        .execute(
+            UPSERT,
+            &[
+                &ids, &ts, &lon, &lat, &speed, &heading, &fuel, &acc, &received,
+            ],
+        )
+        .await?)
+}

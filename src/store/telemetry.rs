@@ -1,0 +1,97 @@
+//! Writes one batch in one transaction: telemetry rows, latest positions, dead letters.
+//!
+//! Fast path: a plain binary COPY into the partitioned parent. Redelivery is normal (the
+//! broker resends whatever was unacked when we crashed or reconnected), so if the COPY hits
+//! the `(vehicle_id, ts)` key we redo the batch through a staging table with
+//! `ON CONFLICT DO NOTHING`: exactly-once effect over at-least-once delivery.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use futures_util::{pin_mut, SinkExt};
+use tokio_postgres::{Client, Transaction};
+
+use super::copy::COLUMNS;
+use super::dead_letters::{self, DeadLetter};
+use super::positions::{self, Latest};
+use super::StoreError;
+
+/// A batch turned into what the database needs, built once and retried as is.
+#[derive(Default)]
+pub struct PreparedBatch {
+    /// A finished binary COPY stream, or `None` when the batch holds no storable point.
+    pub copy: Option<Bytes>,
+    pub rows: u64,
+    pub latest: Latest,
+    pub dead_letters: Vec<DeadLetter>,
+    /// UTC days (since the epoch) the rows fall in: their partitions must exist first.
+    pub days: BTreeSet<i64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Path {
+    Copy,
+    Staging,
+}
+
+pub async fn write(client: &mut Client, batch: &PreparedBatch) -> Result<Written, StoreError> {
+    match attempt(client, batch, Path::Copy).await {
+        Err(e) if e.is_unique_violation() => {
+            tracing::debug!("batch overlaps stored rows, retrying through staging");
+            attempt(client, batch, Path::Staging).await
+        }
+        other => other,
+    }
+}
+
+async fn attempt(
+    client: &mut Client,
+    batch: &PreparedBatch,
+    path: Path,
+) -> Result<Written, StoreError> {
+    let tx = client.transaction().await?;
+    let stored = match (&batch.copy, path) {
+        (None, _) => 0,
+        (Some(data), Path::Copy) => {
+            let sql = format!("COPY vehicle_telemetry ({COLUMNS}) FROM STDIN (FORMAT binary)");
+            copy_in(&tx, &sql, data.clone()).await?
+        }
+        (Some(data), Path::Staging) => {
+            // A temp table per connection, emptied at commit; created lazily since this path is rare.
+            tx.batch_execute(
+                "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging \
+                 (LIKE vehicle_telemetry INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+            )
+            .await?;
+            let sql = format!("COPY telemetry_staging ({COLUMNS}) FROM STDIN (FORMAT binary)");
+            copy_in(&tx, &sql, data.clone()).await?;
+            let sql = format!(
+                "INSERT INTO vehicle_telemetry ({COLUMNS}) SELECT {COLUMNS} FROM telemetry_staging \
+                 ON CONFLICT (vehicle_id, ts) DO NOTHING"
+            );
+            tx.execute(sql.as_str(), &[]).await?
+        }
+    };
+    positions::upsert(&tx, &batch.latest).await?;
+    let dead = dead_letters::insert(&tx, &batch.dead_letters).await?;
+    tx.commit().await?;
+    Ok(Written {
+        stored,
+        duplicates: batch.rows - stored,
+        dead_letters: dead,
+    })
+}
+
+async fn copy_in(tx: &Transaction<'_>, sql: &str, data: Bytes) -> Result<u64, StoreError> {
+    let sink = tx.copy_in::<_, Bytes>(sql).await?;
+    pin_mut!(sink);
+    sink.send(data).await?;
+    Ok(sink.finish().await?)
+}
