@@ -1,0 +1,196 @@
+//! Stored exactly once: counts, redelivery, latest positions, late registration, OwnTracks.
+
+use crate::helpers::{now_ms, point, spawn_app};
+
+#[tokio::test]
+async fn published_points_are_stored_exactly_once_even_when_published_again() {
+    let app = spawn_app().await;
+    let vehicles = ["truck-1", "truck-2", "truck-3", "truck-4", "truck-5"];
+    app.register(&vehicles).await;
+    let t0 = now_ms() - 60_000;
+    // 50 messages, alternating a single object and an array of two: 75 points.
+    let mut messages = Vec::new();
+    for i in 0..50i64 {
+        let vehicle = vehicles[i as usize % 5];
+        let ts = t0 + i * 10;
+        let payload = if i % 2 == 0 {
+            point(ts, 40.0 + i as f64 / 1000.0, -74.0)
+        } else {
+            format!(
+                "[{},{}]",
+                point(ts, 40.0, -74.0),
+                point(ts + 1, 40.001, -74.001)
+            )
+        };
+        messages.push((vehicle, payload));
+    }
+    for (v, p) in &messages {
+        app.publisher.telemetry(v, p.clone()).await;
+    }
+    app.wait_settled(50).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM vehicle_telemetry").await,
+        75
+    );
+
+    for (v, p) in &messages {
+        app.publisher.telemetry(v, p.clone()).await;
+    }
+    app.wait_settled(100).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM vehicle_telemetry").await,
+        75,
+        "redelivery must not duplicate"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM dead_letters").await, 0);
+
+    // Every stored field round-trips.
+    let row = app
+        .db
+        .query_one(
+            "SELECT ST_X(location), ST_Y(location), ST_SRID(location), speed_kmh, heading_deg, fuel_pct, accuracy_m, \
+             engine->>'rpm', (extract(epoch from ts) * 1000)::bigint \
+             FROM vehicle_telemetry t JOIN vehicles v ON v.id = t.vehicle_id WHERE v.external_id = 'truck-1' ORDER BY ts LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, f64>(0),
+            row.get::<_, f64>(1),
+            row.get::<_, i32>(2)
+        ),
+        (-74.0, 40.0, 4326)
+    );
+    assert_eq!(
+        (
+            row.get::<_, f64>(3),
+            row.get::<_, f64>(4),
+            row.get::<_, f64>(5),
+            row.get::<_, f64>(6)
+        ),
+        (30.5, 90.0, 50.0, 4.0)
+    );
+    assert_eq!(row.get::<_, String>(7), "1800");
+    assert_eq!(row.get::<_, i64>(8), t0);
+}
+
+#[tokio::test]
+async fn latest_position_tracks_the_newest_point_and_never_moves_back() {
+    let app = spawn_app().await;
+    let [id] = app.register(&["van-9"]).await[..] else {
+        unreachable!()
+    };
+    let t = now_ms() - 10_000;
+    app.publisher.telemetry("van-9", point(t, 10.0, 20.0)).await;
+    app.wait_settled(1).await;
+    app.publisher
+        .telemetry(
+            "van-9",
+            format!(
+                "[{},{}]",
+                point(t + 2000, 10.2, 20.2),
+                point(t + 1000, 10.1, 20.1)
+            ),
+        )
+        .await;
+    app.wait_settled(2).await;
+    // A late point arrives after the newer one.
+    app.publisher
+        .telemetry("van-9", point(t + 500, 9.0, 19.0))
+        .await;
+    app.wait_settled(3).await;
+
+    let row = app
+        .db
+        .query_one(
+            "SELECT ST_Y(location), ST_X(location), (extract(epoch from ts) * 1000)::bigint FROM vehicle_positions WHERE vehicle_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, f64>(0),
+            row.get::<_, f64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (10.2, 20.2, t + 2000)
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM vehicle_telemetry").await,
+        4,
+        "the late point is still history"
+    );
+}
+
+#[tokio::test]
+async fn a_vehicle_registered_after_start_is_found_without_restart() {
+    let app = spawn_app().await;
+    let t = now_ms() - 5_000;
+    app.publisher
+        .telemetry("newcomer", point(t, 1.0, 2.0))
+        .await;
+    app.wait_settled(1).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM dead_letters WHERE reason = 'unknown_vehicle'")
+            .await,
+        1
+    );
+
+    app.register(&["newcomer"]).await;
+    // The unknown-id cache lives 200 ms in tests; after that the database is asked again.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.publisher
+        .telemetry("newcomer", point(t + 1, 1.0, 2.0))
+        .await;
+    app.wait_settled(2).await;
+    assert_eq!(app.count("SELECT count(*) FROM vehicle_telemetry").await, 1);
+}
+
+#[tokio::test]
+async fn owntracks_locations_are_stored_and_other_types_only_acknowledged() {
+    let app = spawn_app().await;
+    let [id] = app.register(&["alice/phone"]).await[..] else {
+        unreachable!()
+    };
+    let tst = now_ms() / 1000 - 30;
+    let location = format!(
+        r#"{{"_type":"location","lat":69.6496,"lon":18.956,"tst":{tst},"vel":12,"cog":270,"acc":8,"batt":77}}"#
+    );
+    app.publisher
+        .publish("owntracks/alice/phone", location)
+        .await;
+    app.publisher
+        .publish(
+            "owntracks/alice/phone",
+            r#"{"_type":"transition","event":"enter","tst":1}"#,
+        )
+        .await;
+    app.publisher
+        .publish("owntracks/alice/phone", r#"{"_type":"lwt","tst":1}"#)
+        .await;
+    app.wait_settled(3).await;
+
+    let row = app
+        .db
+        .query_one("SELECT ST_Y(location), ST_X(location), speed_kmh, heading_deg, accuracy_m FROM vehicle_telemetry WHERE vehicle_id = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, f64>(0), 69.6496);
+    assert_eq!(
+        (
+            row.get::<_, f64>(2),
+            row.get::<_, f64>(3),
+            row.get::<_, f64>(4)
+        ),
+        (12.0, 270.0, 8.0)
+    );
+    assert_eq!(app.count("SELECT count(*) FROM vehicle_telemetry").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM dead_letters").await,
+        0,
+        "other _types are not dead letters"
+    );
+}

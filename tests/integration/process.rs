@@ -1,0 +1,255 @@
+//! The real binary under real signals: SIGKILL mid-stream loses and doubles nothing;
+//! SIGTERM commits and acks everything it took from the broker before exiting.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{ConnectProperties, Packet};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::helpers::{connect, fresh_database, mqtt_url, now_ms, test_env, wait_until, Publisher};
+
+struct Node {
+    env: HashMap<String, String>,
+    addr: String,
+}
+
+impl Node {
+    fn new(db_url: &str, prefix: &str, client_id: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let env = test_env(
+            db_url,
+            prefix,
+            client_id,
+            &[
+                ("MERIDIAN_HTTP_ADDR", &addr),
+                ("MERIDIAN_BATCH_ROWS", "200"),
+            ],
+        );
+        Self { env, addr }
+    }
+
+    async fn start(&self) -> Child {
+        let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .arg("serve")
+            .envs(&self.env)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("meridian binary starts");
+        let url = format!("http://{}/readyz", self.addr);
+        wait_until("node ready", || {
+            let url = url.clone();
+            async move { reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await; // SUBACK
+        child
+    }
+}
+
+struct Setup {
+    db: tokio_postgres::Client,
+    node: Node,
+    publisher: Publisher,
+    client_id: String,
+    vehicles: Vec<String>,
+}
+
+async fn setup() -> Setup {
+    let (_, db_url) = fresh_database().await;
+    let db = connect(&db_url).await;
+    let id = Uuid::new_v4().simple().to_string();
+    let prefix = format!("p{}/", &id[..12]);
+    let client_id = format!("meridian-proc-{}", &id[..12]);
+    let vehicles: Vec<String> = (0..10).map(|i| format!("proc-{i}")).collect();
+    db.execute(
+        "INSERT INTO vehicles (external_id) SELECT unnest($1::text[])",
+        &[&vehicles],
+    )
+    .await
+    .unwrap();
+    let publisher = Publisher::connect(&format!("pub-{}", &id[..12]), &prefix).await;
+    Setup {
+        db,
+        node: Node::new(&db_url, &prefix, &client_id),
+        publisher,
+        client_id,
+        vehicles,
+    }
+}
+
+async fn count(db: &tokio_postgres::Client) -> i64 {
+    db.query_one("SELECT count(*) FROM vehicle_telemetry", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Message `i` carries one point with a unique timestamp, so rows identify messages.
+fn message(t0: i64, i: i64) -> String {
+    format!(
+        r#"{{"ts":{},"lat":{},"lon":13.4}}"#,
+        t0 + i,
+        52.0 + (i % 1000) as f64 / 10_000.0
+    )
+}
+
+#[tokio::test]
+async fn sigkill_mid_stream_loses_nothing_and_duplicates_nothing() {
+    const N: i64 = 4000;
+    let s = setup().await;
+    let mut node = s.node.start().await;
+    let t0 = now_ms() - 120_000;
+    let (publisher, vehicles) = (s.publisher.clone(), s.vehicles.clone());
+    let publishing = tokio::spawn(async move {
+        for i in 0..N {
+            publisher
+                .telemetry(&vehicles[(i % 10) as usize], message(t0, i))
+                .await;
+            if i % 20 == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+
+    wait_until("some rows committed", || async {
+        count(&s.db).await >= 500
+    })
+    .await;
+    node.start_kill().unwrap(); // SIGKILL: no drain, no final acks
+    node.wait().await.unwrap();
+    let at_kill = count(&s.db).await;
+    assert!(
+        at_kill < N,
+        "the kill must land mid-stream (had {at_kill} of {N})"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut node = s.node.start().await;
+    publishing.await.unwrap();
+    s.publisher.flush().await;
+    wait_until("every point stored after restart", || async {
+        count(&s.db).await >= N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // let any straggling redelivery land
+    let distinct: i64 =
+        s.db.query_one(
+            "SELECT count(DISTINCT (vehicle_id, ts)) FROM vehicle_telemetry",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (count(&s.db).await, distinct),
+        (N, N),
+        "0 lost, 0 duplicated"
+    );
+    let dead: i64 =
+        s.db.query_one("SELECT count(*) FROM dead_letters", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(dead, 0);
+    eprintln!("SIGKILL at {at_kill} of {N} rows; all {N} stored once after restart");
+    node.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_commits_and_acks_everything_received_before_exit() {
+    const N: i64 = 3000;
+    let s = setup().await;
+    let node = s.node.start().await;
+    let t0 = now_ms() - 120_000;
+    let (publisher, vehicles) = (s.publisher.clone(), s.vehicles.clone());
+    let publishing = tokio::spawn(async move {
+        for i in 0..N {
+            publisher
+                .telemetry(&vehicles[(i % 10) as usize], message(t0, i))
+                .await;
+            if i % 20 == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    wait_until("ingest under way", || async { count(&s.db).await >= 500 }).await;
+    let pid = node.id().expect("running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(30), node.wait_with_output())
+        .await
+        .expect("exits in time")
+        .unwrap();
+    assert!(status.status.success(), "clean exit on SIGTERM: {status:?}");
+    publishing.await.unwrap();
+    s.publisher.flush().await;
+
+    let stored: HashSet<i64> =
+        s.db.query(
+            "SELECT (extract(epoch from ts) * 1000)::bigint FROM vehicle_telemetry",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, i64>(0) - t0)
+        .collect();
+    // Whatever the broker still holds for the session is what was NOT acked.
+    let redelivered = drain_session(&s.client_id, t0).await;
+    eprintln!(
+        "SIGTERM: {} committed and acked, {} left with the broker",
+        stored.len(),
+        redelivered.len()
+    );
+    let overlap: Vec<_> = stored.intersection(&redelivered).collect();
+    assert!(
+        overlap.is_empty(),
+        "committed but not acked: {} messages",
+        overlap.len()
+    );
+    assert_eq!(
+        stored.len() as i64 + redelivered.len() as i64,
+        N,
+        "acked but not committed, or lost"
+    );
+    assert!(
+        !stored.is_empty() && !redelivered.is_empty(),
+        "SIGTERM must land mid-stream"
+    );
+}
+
+/// Resumes the node's session as a plain subscriber and collects what the broker redelivers.
+async fn drain_session(client_id: &str, t0: i64) -> HashSet<i64> {
+    let url = mqtt_url();
+    let (host, port) = url.trim_start_matches("mqtt://").split_once(':').unwrap();
+    let mut options = MqttOptions::new(client_id, host, port.parse().unwrap());
+    let mut props = ConnectProperties::new();
+    props.session_expiry_interval = Some(0); // end the session when we leave
+    props.max_packet_size = Some(4 << 20);
+    options.set_clean_start(false).set_connect_properties(props);
+    let (_client, mut eventloop) = AsyncClient::new(options, 100);
+    let mut seen = HashSet::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await {
+            Err(_) => break, // quiet for 2 s: the session is drained
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+                seen.insert(v["ts"].as_i64().unwrap() - t0);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("subscriber connection failed: {e}"),
+        }
+    }
+    seen
+}
