@@ -51,7 +51,10 @@ CREATE TABLE vehicle_telemetry (
 ) PARTITION BY RANGE (ts);
 CREATE INDEX vehicle_telemetry_ts_brin ON vehicle_telemetry USING brin (ts);
 
--- Latest point per vehicle: small, hot, and the only place with a spatial index.
+-- Latest point per vehicle: small, hot, and the only place with a spatial index. Every batch
+-- rewrites most of its rows (never HOT: the GiST column changes), so it is kept lean — no index
+-- beyond the key and the GiST (each one costs every upsert) — and vacuumed aggressively, since
+-- bloat measurably doubled the upsert cost in the ingest benchmark.
 CREATE TABLE vehicle_positions (
     vehicle_id  uuid PRIMARY KEY,
     ts          timestamptz NOT NULL,
@@ -62,9 +65,9 @@ CREATE TABLE vehicle_positions (
     accuracy_m  double precision,
     received_at timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX vehicle_positions_location_gist ON vehicle_positions USING gist (location);
-CREATE INDEX vehicle_positions_ts_idx ON vehicle_positions (ts);
 
 -- Everything that could not be stored, with why. Nothing is dropped silently.
 CREATE TABLE dead_letters (

@@ -22,6 +22,7 @@ pub const LAG: &str = "meridian_ingest_lag_seconds";
 pub const WRITE_RETRIES: &str = "meridian_ingest_write_retries_total";
 pub const BROKER_RECONNECTS: &str = "meridian_mqtt_reconnects_total";
 pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
+pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
 pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
 
 /// Lag buckets: sub-10 ms is what a healthy node shows, minutes is what a backlog looks like.
@@ -171,6 +172,10 @@ pub fn broker_connected(session_present: bool) {
 pub fn broker_disconnected(error: &dyn std::fmt::Display) {
     gauge!(BROKER_CONNECTED).set(0.0);
     tracing::warn!(error = %error, "MQTT connection lost, reconnecting");
+}
+
+pub fn delivery_overflow(len: usize) {
+    gauge!(DELIVERY_OVERFLOW).set(len as f64);
 }
 
 pub fn partitions_dropped(names: &[String]) {

@@ -1,8 +1,13 @@
 //! The MQTT source: one task that does nothing but poll the rumqttc event loop and forward
-//! deliveries. It must never block — a blocked event loop stops pings and acks — so the
-//! channel out of it is as large as the receive-maximum we announce: the broker may not
-//! have more unacked QoS 1/2 messages out to us than that, so the channel cannot be full.
+//! deliveries. It must never block — a blocked event loop stops pings and acks, the broker
+//! drops us for missed keepalives, and writers waiting to queue acks deadlock with it.
+//!
+//! The channel out of it is as large as the receive-maximum we announce, which by protocol
+//! bounds our unacked messages. Brokers do not all keep that promise (Mosquitto 2.0.11 was
+//! measured letting ~2× through once acks flow), so deliveries that find the channel full
+//! wait in a local overflow queue, forwarded as room frees up, while polling continues.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +89,7 @@ impl MqttSource {
             status: status.clone(),
             filters: filters(settings),
             shutdown,
+            overflow: VecDeque::new(),
         };
         let task = tokio::spawn(poller.run());
         Self {
@@ -127,6 +133,8 @@ struct Poller {
     status: BrokerStatus,
     filters: Vec<String>,
     shutdown: Shutdown,
+    /// Deliveries beyond the channel's capacity (broker exceeding receive-maximum), in order.
+    overflow: VecDeque<Delivery>,
 }
 
 impl Poller {
@@ -134,15 +142,23 @@ impl Poller {
         loop {
             let event = tokio::select! {
                 event = self.eventloop.poll() => event,
+                permit = reserve(self.tx.clone()), if !self.overflow.is_empty() => {
+                    if let (Some(permit), Some(delivery)) = (permit, self.overflow.pop_front()) {
+                        permit.send(delivery);
+                    }
+                    observability::delivery_overflow(self.overflow.len());
+                    continue;
+                }
                 // Stop taking input: closing the channel lets the batcher flush and finish.
                 // We keep polling so the acks of the drained batches still go out.
                 _ = self.shutdown.triggered(), if self.tx.is_some() => {
                     self.tx = None;
+                    self.overflow.clear(); // unacked: redelivered to the next session
                     continue;
                 }
             };
             match event {
-                Ok(Event::Incoming(Packet::Publish(publish))) => self.forward(publish).await,
+                Ok(Event::Incoming(Packet::Publish(publish))) => self.forward(publish),
                 Ok(Event::Incoming(Packet::ConnAck(connack))) => {
                     self.generation.advance();
                     self.status.set(true);
@@ -168,7 +184,7 @@ impl Poller {
         self.status.set(false);
     }
 
-    async fn forward(&mut self, publish: rumqttc::v5::mqttbytes::v5::Publish) {
+    fn forward(&mut self, publish: rumqttc::v5::mqttbytes::v5::Publish) {
         let Some(tx) = &self.tx else {
             return; // after shutdown began: left unacked, the broker redelivers it next session
         };
@@ -182,10 +198,14 @@ impl Poller {
             },
             payload: publish.payload,
         };
+        if !self.overflow.is_empty() {
+            self.overflow.push_back(delivery); // keep order behind what already waits
+            return;
+        }
         if let Err(mpsc::error::TrySendError::Full(delivery)) = tx.try_send(delivery) {
-            // Only a broker ignoring our receive-maximum gets here; waiting is still correct.
-            tracing::warn!("delivery channel full: broker exceeds receive-maximum");
-            let _ = tx.send(delivery).await;
+            tracing::warn!("delivery channel full: broker exceeds our receive-maximum; buffering");
+            self.overflow.push_back(delivery);
+            observability::delivery_overflow(self.overflow.len());
         }
     }
 
@@ -199,5 +219,13 @@ impl Poller {
                 }
             }
         });
+    }
+}
+
+/// Waits for room in the channel (never resolves once the channel is dropped at shutdown).
+async fn reserve(tx: Option<mpsc::Sender<Delivery>>) -> Option<mpsc::OwnedPermit<Delivery>> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await.ok(),
+        None => std::future::pending().await,
     }
 }
