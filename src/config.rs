@@ -160,23 +160,36 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     }
 }
 
-fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
-    let invalid = |message: &str| ConfigError::Invalid {
+/// `mqtt://host:port`, `tcp://host:port` or `host:port` (port defaults to 1883; IPv6 in brackets).
+/// The one parser for broker URLs: `meridian serve`, the simulator and the tests all use it.
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
         name: "MQTT_URL",
-        message: message.to_owned(),
+        message,
     };
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| invalid("expected mqtt://host:port"))?;
+    let rest = match url.split_once("://") {
+        Some(("mqtt" | "tcp", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(invalid(format!(
+                "unsupported scheme {scheme:?} (TLS is not built in); use mqtt://host:port"
+            )))
+        }
+        None => url,
+    };
     let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((host, port)) => Ok((
-            host.to_owned(),
-            port.parse().map_err(|_| invalid("port is not a number"))?,
-        )),
-        None => Ok((rest.to_owned(), 1883)),
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+            host,
+            port.parse()
+                .map_err(|_| invalid(format!("bad port in {url:?}")))?,
+        ),
+        _ => (rest, 1883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(invalid(format!("no host in {url:?}")));
     }
+    Ok((host.to_owned(), port))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,31 +26,6 @@ const BATCH: u64 = 256;
 /// Pacing granularity when throttled: messages due are sent in one burst per tick.
 const TICK: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `mqtt://host:port`, `tcp://host:port` or `host:port` (port defaults to 1883).
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16)> {
-    let rest = match url.split_once("://") {
-        Some(("mqtt" | "tcp", rest)) => rest,
-        Some((scheme, _)) => bail!(
-            "unsupported MQTT URL scheme {scheme:?} (TLS is not built in); use mqtt://host:port"
-        ),
-        None => url,
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
-            host,
-            port.parse()
-                .with_context(|| format!("bad port in MQTT URL {url:?}"))?,
-        ),
-        _ => (rest, 1883),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        bail!("no host in MQTT URL {url:?}");
-    }
-    Ok((host.to_owned(), port))
-}
 
 pub fn qos(level: u8) -> QoS {
     match level {
@@ -268,29 +243,6 @@ pub async fn produce(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_broker_urls() {
-        assert_eq!(
-            parse_mqtt_url("mqtt://127.0.0.1:1884").unwrap(),
-            ("127.0.0.1".into(), 1884)
-        );
-        assert_eq!(
-            parse_mqtt_url("tcp://broker").unwrap(),
-            ("broker".into(), 1883)
-        );
-        assert_eq!(
-            parse_mqtt_url("localhost:1883/").unwrap(),
-            ("localhost".into(), 1883)
-        );
-        assert_eq!(
-            parse_mqtt_url("mqtt://[::1]:1884").unwrap(),
-            ("::1".into(), 1884)
-        );
-        assert!(parse_mqtt_url("mqtts://broker:8883").is_err());
-        assert!(parse_mqtt_url("mqtt://broker:notaport").is_err());
-        assert!(parse_mqtt_url("mqtt://:1883").is_err());
-    }
 
     #[test]
     fn message_budget_is_shared_exactly() {

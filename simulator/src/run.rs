@@ -23,7 +23,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if args.fleet.vehicles == 0 {
         bail!("--vehicles must be at least 1");
     }
-    let (host, port) = publish::parse_mqtt_url(&args.mqtt_url)?;
+    let (host, port) = meridian::config::parse_mqtt_url(&args.mqtt_url)?;
     if args.register {
         let r = register::register(&args.fleet, &args.db).await?;
         eprintln!(

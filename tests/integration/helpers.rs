@@ -305,9 +305,8 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn connect(client_id: &str, prefix: &str) -> Self {
-        let url = mqtt_url();
-        let (host, port) = url.trim_start_matches("mqtt://").split_once(':').unwrap();
-        let mut options = MqttOptions::new(client_id, host, port.parse().unwrap());
+        let (host, port) = meridian::config::parse_mqtt_url(&mqtt_url()).unwrap();
+        let mut options = MqttOptions::new(client_id, host, port);
         options
             .set_max_packet_size(2 << 20, 2 << 20)
             .set_inflight(500)

@@ -88,6 +88,24 @@ async fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// Publishes messages `0..n` in the background at a pace that keeps ingest busy for a
+    /// second or two, so a signal can land mid-stream.
+    fn publish_paced(&self, t0: i64, n: i64) -> tokio::task::JoinHandle<()> {
+        let (publisher, vehicles) = (self.publisher.clone(), self.vehicles.clone());
+        tokio::spawn(async move {
+            for i in 0..n {
+                publisher
+                    .telemetry(&vehicles[(i % 10) as usize], message(t0, i))
+                    .await;
+                if i % 20 == 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        })
+    }
+}
+
 async fn count(db: &tokio_postgres::Client) -> i64 {
     db.query_one("SELECT count(*) FROM vehicle_telemetry", &[])
         .await
@@ -110,17 +128,7 @@ async fn sigkill_mid_stream_loses_nothing_and_duplicates_nothing() {
     let s = setup().await;
     let mut node = s.node.start().await;
     let t0 = now_ms() - 120_000;
-    let (publisher, vehicles) = (s.publisher.clone(), s.vehicles.clone());
-    let publishing = tokio::spawn(async move {
-        for i in 0..N {
-            publisher
-                .telemetry(&vehicles[(i % 10) as usize], message(t0, i))
-                .await;
-            if i % 20 == 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    });
+    let publishing = s.publish_paced(t0, N);
 
     wait_until("some rows committed", || async {
         count(&s.db).await >= 500
@@ -172,17 +180,7 @@ async fn sigterm_commits_and_acks_everything_received_before_exit() {
     let s = setup().await;
     let node = s.node.start().await;
     let t0 = now_ms() - 120_000;
-    let (publisher, vehicles) = (s.publisher.clone(), s.vehicles.clone());
-    let publishing = tokio::spawn(async move {
-        for i in 0..N {
-            publisher
-                .telemetry(&vehicles[(i % 10) as usize], message(t0, i))
-                .await;
-            if i % 20 == 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    });
+    let publishing = s.publish_paced(t0, N);
     wait_until("ingest under way", || async { count(&s.db).await >= 500 }).await;
     let pid = node.id().expect("running") as i32;
     // SAFETY: sending a signal to our own child process.
@@ -231,9 +229,8 @@ async fn sigterm_commits_and_acks_everything_received_before_exit() {
 
 /// Resumes the node's session as a plain subscriber and collects what the broker redelivers.
 async fn drain_session(client_id: &str, t0: i64) -> HashSet<i64> {
-    let url = mqtt_url();
-    let (host, port) = url.trim_start_matches("mqtt://").split_once(':').unwrap();
-    let mut options = MqttOptions::new(client_id, host, port.parse().unwrap());
+    let (host, port) = meridian::config::parse_mqtt_url(&mqtt_url()).unwrap();
+    let mut options = MqttOptions::new(client_id, host, port);
     let mut props = ConnectProperties::new();
     props.session_expiry_interval = Some(0); // end the session when we leave
     props.max_packet_size = Some(4 << 20);
