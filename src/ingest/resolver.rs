@@ -40,33 +40,34 @@ impl Resolver {
         client: &Client,
         ids: &[&str],
     ) -> Result<Vec<Option<Uuid>>, StoreError> {
-        let misses: Vec<&str> = {
-            let cache = self.cache.lock().expect("resolver cache poisoned");
-            let now = Instant::now();
-            let mut seen = HashSet::new();
-            ids.iter()
-                .copied()
-                .filter(|id| !cache.known.contains_key(*id))
-                .filter(|id| {
-                    cache
-                        .unknown
-                        .get(*id)
-                        .is_none_or(|at| now.duration_since(*at) >= self.ttl)
-                })
-                .filter(|id| seen.insert(*id))
-                .collect()
-        };
+        let misses = self.misses(ids, Instant::now());
         if !misses.is_empty() {
             let found = vehicles::ids_by_external_id(client, &misses).await?;
-            self.learn(&misses, found);
+            self.learn(&misses, found, Instant::now());
         }
         let cache = self.cache.lock().expect("resolver cache poisoned");
         Ok(ids.iter().map(|id| cache.known.get(*id).copied()).collect())
     }
 
-    fn learn(&self, asked: &[&str], found: Vec<(String, Uuid)>) {
+    /// The distinct ids the database must be asked about: neither known nor recently found unknown.
+    fn misses<'a>(&self, ids: &[&'a str], now: Instant) -> Vec<&'a str> {
+        let cache = self.cache.lock().expect("resolver cache poisoned");
+        let mut seen = HashSet::new();
+        ids.iter()
+            .copied()
+            .filter(|id| !cache.known.contains_key(*id))
+            .filter(|id| {
+                cache
+                    .unknown
+                    .get(*id)
+                    .is_none_or(|at| now.duration_since(*at) >= self.ttl)
+            })
+            .filter(|id| seen.insert(*id))
+            .collect()
+    }
+
+    fn learn(&self, asked: &[&str], found: Vec<(String, Uuid)>, now: Instant) {
         let mut cache = self.cache.lock().expect("resolver cache poisoned");
-        let now = Instant::now();
         for (external_id, id) in found {
             cache.unknown.remove(external_id.as_str());
             cache.known.insert(external_id.into_boxed_str(), id);
@@ -83,5 +84,66 @@ impl Resolver {
                 cache.unknown.clear();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_unknown_ids_is_asked_about_once_per_ttl() {
+        let resolver = Resolver::new(Duration::from_secs(5));
+        let t0 = Instant::now();
+        let flood = ["ghost"; 1000];
+        assert_eq!(
+            resolver.misses(&flood, t0),
+            ["ghost"],
+            "one question for a thousand messages"
+        );
+        resolver.learn(&["ghost"], Vec::new(), t0);
+        assert!(
+            resolver
+                .misses(&flood, t0 + Duration::from_secs(4))
+                .is_empty(),
+            "remembered as unknown"
+        );
+        assert_eq!(
+            resolver.misses(&flood, t0 + Duration::from_secs(5)),
+            ["ghost"],
+            "asked again after the TTL"
+        );
+    }
+
+    #[test]
+    fn known_ids_are_never_asked_again_and_late_registration_is_learned() {
+        let resolver = Resolver::new(Duration::from_secs(5));
+        let t0 = Instant::now();
+        let id = Uuid::new_v4();
+        resolver.learn(&["a", "b"], vec![("a".to_owned(), id)], t0);
+        assert!(resolver
+            .misses(&["a"], t0 + Duration::from_secs(3600))
+            .is_empty());
+        // "b" registered later: found on the first ask after its TTL.
+        resolver.learn(
+            &["b"],
+            vec![("b".to_owned(), id)],
+            t0 + Duration::from_secs(6),
+        );
+        assert!(resolver
+            .misses(&["b"], t0 + Duration::from_secs(7))
+            .is_empty());
+    }
+
+    #[test]
+    fn the_unknown_set_stays_bounded() {
+        let resolver = Resolver::new(Duration::from_secs(5));
+        let t0 = Instant::now();
+        let ids: Vec<String> = (0..MAX_UNKNOWN + 10)
+            .map(|i| format!("ghost-{i}"))
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        resolver.learn(&refs, Vec::new(), t0);
+        assert!(resolver.cache.lock().unwrap().unknown.len() <= MAX_UNKNOWN);
     }
 }

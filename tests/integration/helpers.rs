@@ -209,7 +209,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let test = TestApp {
         port,
         db: connect(&db_url).await,
-        publisher: Publisher::connect(&format!("pub-{}", &id[..12]), &prefix).await,
+        publisher: Publisher::connect(&env["MQTT_URL"], &format!("pub-{}", &id[..12]), &prefix)
+            .await,
         prefix,
         acker,
         http: reqwest::Client::new(),
@@ -304,8 +305,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub async fn connect(client_id: &str, prefix: &str) -> Self {
-        let (host, port) = meridian::config::parse_mqtt_url(&mqtt_url()).unwrap();
+    pub async fn connect(url: &str, client_id: &str, prefix: &str) -> Self {
+        let (host, port) = meridian::config::parse_mqtt_url(url).unwrap();
         let mut options = MqttOptions::new(client_id, host, port);
         options
             .set_max_packet_size(2 << 20, 2 << 20)

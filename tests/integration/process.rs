@@ -78,7 +78,7 @@ async fn setup() -> Setup {
     )
     .await
     .unwrap();
-    let publisher = Publisher::connect(&format!("pub-{}", &id[..12]), &prefix).await;
+    let publisher = Publisher::connect(&mqtt_url(), &format!("pub-{}", &id[..12]), &prefix).await;
     Setup {
         db,
         node: Node::new(&db_url, &prefix, &client_id),
