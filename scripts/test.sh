@@ -17,4 +17,12 @@ export MQTT_URL=${MQTT_URL:-$DEFAULT_MQTT_URL}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
 step "cargo test --workspace --locked${*:+ $*} (DATABASE_URL=$DATABASE_URL MQTT_URL=$MQTT_URL)"
-exec cargo test --workspace --locked "$@"
+# Keep cargo's exit code, and close with one total over all test binaries.
+log=$(mktemp)
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$rc"
