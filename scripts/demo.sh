@@ -102,9 +102,6 @@ Meridian is ingesting. In another terminal:
   # dead letters by reason (the simulator injects ~1% faults)
   psql '$DATABASE_URL' -c 'select reason, count(*) from dead_letters group by 1 order by 2 desc'
 
-  # API description
-  curl -s $BASE/openapi.json | head -c 400; echo
-
 Logs: ${SERVE_LOG#"$MERIDIAN_ROOT"/}, ${SIM_LOG#"$MERIDIAN_ROOT"/}. Ctrl-C stops the demo.
 
 EOF
