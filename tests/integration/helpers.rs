@@ -159,6 +159,7 @@ pub async fn fresh_database() -> (String, String) {
 pub struct TestApp {
     pub port: u16,
     pub db: Client,
+    pub db_url: String,
     pub prefix: String,
     pub acker: Acker,
     pub publisher: Publisher,
@@ -198,9 +199,14 @@ pub fn test_env(
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let (_, db_url) = fresh_database().await;
     let id = Uuid::new_v4().simple().to_string();
-    let prefix = format!("t{}/", &id[..12]);
+    spawn_node(&db_url, &format!("t{}/", &id[..12]), overrides).await
+}
+
+/// A node on an existing database and topic prefix (a second node for scale-out tests).
+pub async fn spawn_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let id = Uuid::new_v4().simple().to_string();
     let client_id = format!("meridian-test-{}", &id[..12]);
-    let env = test_env(&db_url, &prefix, &client_id, overrides);
+    let env = test_env(db_url, prefix, &client_id, overrides);
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid test settings");
     let app = Application::build(settings).await.expect("app builds");
     let port = app.port();
@@ -208,10 +214,11 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let test = TestApp {
         port,
-        db: connect(&db_url).await,
-        publisher: Publisher::connect(&env["MQTT_URL"], &format!("pub-{}", &id[..12]), &prefix)
+        db: connect(db_url).await,
+        db_url: db_url.to_owned(),
+        publisher: Publisher::connect(&env["MQTT_URL"], &format!("pub-{}", &id[..12]), prefix)
             .await,
-        prefix,
+        prefix: prefix.to_owned(),
         acker,
         http: reqwest::Client::new(),
     };

@@ -1,6 +1,6 @@
 //! Stored exactly once: counts, redelivery, latest positions, late registration, OwnTracks.
 
-use crate::helpers::{now_ms, point, spawn_app};
+use crate::helpers::{now_ms, point, spawn_app, spawn_app_with, spawn_node, wait_until};
 
 #[tokio::test]
 async fn published_points_are_stored_exactly_once_even_when_published_again() {
@@ -193,4 +193,41 @@ async fn owntracks_locations_are_stored_and_other_types_only_acknowledged() {
         0,
         "other _types are not dead letters"
     );
+}
+
+#[tokio::test]
+async fn two_nodes_on_a_shared_subscription_split_the_stream_without_loss_or_duplicates() {
+    let group = format!("g{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let share = [("MQTT_SHARE_GROUP", group.as_str())];
+    let a = spawn_app_with(&share).await;
+    let b = spawn_node(&a.db_url, &a.prefix, &share).await;
+    let vehicles: Vec<String> = (0..20).map(|i| format!("shared-{i}")).collect();
+    a.register(&vehicles.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+
+    let t0 = now_ms() - 60_000;
+    for i in 0..400i64 {
+        a.publisher
+            .telemetry(&vehicles[(i % 20) as usize], point(t0 + i, 50.0, 8.0))
+            .await;
+    }
+    a.publisher.flush().await;
+    wait_until("both nodes settled 400", || async {
+        a.acker.settled() + b.acker.settled() >= 400
+    })
+    .await;
+
+    assert_eq!(
+        a.acker.settled() + b.acker.settled(),
+        400,
+        "each message went to exactly one node"
+    );
+    assert!(
+        a.acker.settled() > 0 && b.acker.settled() > 0,
+        "both nodes took a share: {} / {}",
+        a.acker.settled(),
+        b.acker.settled()
+    );
+    assert_eq!(a.count("SELECT count(*) FROM vehicle_telemetry").await, 400);
+    assert_eq!(a.count("SELECT count(*) FROM vehicle_positions").await, 20);
 }
