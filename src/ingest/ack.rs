@@ -84,10 +84,11 @@ impl Acker {
             }
         }
         self.acked.fetch_add(tokens.len() as u64, Ordering::Relaxed);
-        observability::messages_acked(tokens.len() as u64);
+        observability::messages_acked(fresh.len() as u64);
     }
 
-    /// Messages settled so far: acked, or committed and left for the broker to redeliver.
+    /// Messages settled so far: acked, or committed and deliberately not acked (stale connection,
+    /// QoS 0). Tests wait on it; the Prometheus counter counts only acks actually sent.
     pub fn settled(&self) -> u64 {
         self.acked.load(Ordering::Relaxed)
     }
