@@ -139,6 +139,7 @@ struct Poller {
 
 impl Poller {
     async fn run(mut self) {
+        let mut closing = false;
         loop {
             let event = tokio::select! {
                 event = self.eventloop.poll() => event,
@@ -169,10 +170,17 @@ impl Poller {
                         self.subscribe();
                     }
                 }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+                // Keep reading until the broker closes the connection. Dropping the socket now,
+                // with its publishes still unread in our receive buffer, makes the kernel send
+                // RST, and the broker may then discard the last PUBACKs it had not read yet
+                // (seen in the SIGTERM test: committed, never acked, redelivered).
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => closing = true,
                 Ok(_) => {}
                 Err(e) => {
                     self.status.set(false);
+                    if closing {
+                        break; // the broker closed the connection after our DISCONNECT
+                    }
                     observability::broker_disconnected(&e);
                     if self.tx.is_none() {
                         break; // shutting down: nothing left to ack on a dead connection
