@@ -231,3 +231,41 @@ async fn two_nodes_on_a_shared_subscription_split_the_stream_without_loss_or_dup
     assert_eq!(a.count("SELECT count(*) FROM vehicle_telemetry").await, 400);
     assert_eq!(a.count("SELECT count(*) FROM vehicle_positions").await, 20);
 }
+
+#[tokio::test]
+async fn database_connections_killed_mid_stream_lose_nothing_and_double_nothing() {
+    let app = spawn_app_with(&[("MERIDIAN_BATCH_ROWS", "50")]).await;
+    let vehicles: Vec<String> = (0..10).map(|i| format!("outage-{i}")).collect();
+    app.register(&vehicles.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let t0 = now_ms() - 60_000;
+    let n = 2000i64;
+    let (publisher, ids) = (app.publisher.clone(), vehicles.clone());
+    let publishing = tokio::spawn(async move {
+        for i in 0..n {
+            publisher
+                .telemetry(&ids[(i % 10) as usize], point(t0 + i, 48.0, 11.0))
+                .await;
+            if i % 20 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    });
+    // A database restart or failover, as the writers see it: every connection but ours dies.
+    let kill = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let mut killed = 0;
+    for _ in 0..3 {
+        wait_until("rows arriving", || async {
+            app.count("SELECT count(*) FROM vehicle_telemetry").await > 0
+        })
+        .await;
+        killed += app.count(kill).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    assert!(killed > 0, "the writers' connections were terminated");
+    publishing.await.unwrap();
+    app.wait_settled(n as u64).await;
+    assert_eq!(app.count("SELECT count(*) FROM vehicle_telemetry").await, n);
+    assert_eq!(app.count("SELECT count(*) FROM dead_letters").await, 0);
+}
