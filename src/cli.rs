@@ -1,7 +1,10 @@
-//! Command line: `meridian serve` runs a node, `meridian migrate` only applies migrations.
-//! Everything else is configured through the environment (see `config`).
+//! Command line: `meridian serve` runs a node, `meridian migrate` only applies migrations,
+//! `meridian apikey …` manages API keys. Everything else comes from the environment (`config`).
 
 use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::domain::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,4 +23,27 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Create, list or revoke API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once, on stdout, and never shown again.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id; requests with it then get 401.
+    Revoke { id: Uuid },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|e: crate::domain::RoleError| e.to_string())
 }

@@ -3,6 +3,7 @@
 //! `ingest` (mqtt source → decode → batcher → writer) → `store` (COPY, partitions,
 //! positions, dead letters) → `api` (health, readiness, metrics; queries come later).
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;

@@ -18,6 +18,9 @@ async fn main() -> anyhow::Result<()> {
             let applied = store::migrate::run(&mut client).await?;
             tracing::info!(applied, "database is at the current schema");
         }
+        Command::Apikey(command) => {
+            meridian::admin::apikey(&settings.database_url, command).await?
+        }
         Command::Serve => {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "meridian serving");

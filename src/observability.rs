@@ -42,6 +42,8 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // stderr: stdout is for command output (`meridian apikey create` prints the key there).
+        .with_writer(std::io::stderr)
         .try_init();
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP side. `router(state)` is the whole surface, so tests can drive it without a socket.
 
+mod auth;
 mod error;
 mod health;
 
@@ -7,6 +8,7 @@ use axum::{routing::get, Router};
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+pub use auth::Caller;
 pub use error::ApiError;
 
 use crate::ingest::mqtt::BrokerStatus;
@@ -24,6 +26,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/v1/whoami", get(auth::whoami))
+        .route("/v1/apikeys", get(auth::list_keys))
         .fallback(error::not_found)
         .with_state(state)
 }

@@ -3,8 +3,10 @@
 
 mod external_id;
 mod position;
+mod role;
 mod timestamp;
 
 pub use external_id::{ExternalId, ExternalIdError};
 pub use position::{LatLon, PositionError};
+pub use role::{Role, RoleError};
 pub use timestamp::{Timestamp, TimestampError};

@@ -1,6 +1,7 @@
 //! Everything that touches PostgreSQL on the write side: migrations, daily partitions,
 //! the binary COPY of telemetry, latest positions and dead letters.
 
+pub mod api_keys;
 pub mod copy;
 pub mod dead_letters;
 pub mod migrate;
