@@ -23,6 +23,8 @@ pub const WRITE_RETRIES: &str = "meridian_ingest_write_retries_total";
 pub const BROKER_RECONNECTS: &str = "meridian_mqtt_reconnects_total";
 pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
 pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
+pub const HTTP_REQUESTS: &str = "meridian_http_requests_total";
+pub const HTTP_DURATION: &str = "meridian_http_request_duration_seconds";
 pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
 
 /// Lag buckets: sub-10 ms is what a healthy node shows, minutes is what a backlog looks like.
@@ -32,6 +34,10 @@ const LAG_BUCKETS: &[f64] = &[
 ];
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+/// HTTP latency: the nearest-driver target is p99 ≤ 5 ms, so resolution below it matters.
+const HTTP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
 const ROWS_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0,
@@ -60,6 +66,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(BATCH_ROWS.into()), ROWS_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
                 })
                 .expect("bucket lists are not empty")
                 .install_recorder()
@@ -178,6 +187,12 @@ pub fn broker_disconnected(error: &dyn std::fmt::Display) {
 
 pub fn delivery_overflow(len: usize) {
     gauge!(DELIVERY_OVERFLOW).set(len as f64);
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: std::time::Duration) {
+    let (route, method) = (route.to_owned(), method.to_owned());
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string()).increment(1);
+    histogram!(HTTP_DURATION, "route" => route, "method" => method).record(elapsed.as_secs_f64());
 }
 
 pub fn partitions_dropped(names: &[String]) {

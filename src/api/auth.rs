@@ -5,8 +5,8 @@
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts};
 use axum::Json;
-use serde_json::{json, Value};
 
+use super::schema::{ApiKeyList, ApiKeyView, ErrorBody};
 use super::{ApiError, AppState};
 use crate::domain::Role;
 use crate::store::api_keys::{self, ApiKey};
@@ -14,13 +14,15 @@ use crate::store::api_keys::{self, ApiKey};
 pub struct Caller(pub ApiKey);
 
 impl Caller {
+    /// Admin may call everything; other roles only endpoints that name them.
     pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
         if self.0.role.is_allowed(allowed) {
             return Ok(());
         }
-        let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        let mut names = vec!["admin"];
+        names.extend(allowed.iter().map(|r| r.as_str()));
         Err(ApiError::Forbidden(format!(
-            "role {} may not call this endpoint (allowed: admin, {})",
+            "role {} may not call this endpoint (allowed: {})",
             self.0.role,
             names.join(", ")
         )))
@@ -43,39 +45,34 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization must be \"Bearer <api key>\"".into())
             })?;
-        let client = state
-            .pool
-            .get()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        let found = api_keys::find_active(&**client, key)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let client = state.pool.get().await?;
+        let found = api_keys::find_active(&**client, key).await?;
         found
             .map(Caller)
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked api key".into()))
     }
 }
 
-/// `GET /v1/whoami`: which key is calling, with which role (any role).
-pub async fn whoami(caller: Caller) -> Json<Value> {
-    let k = caller.0;
-    Json(json!({ "id": k.id, "name": k.name, "role": k.role.as_str(), "key_prefix": k.key_prefix }))
+/// Which key is calling, with which role (any role).
+#[utoipa::path(get, path = "/v1/whoami", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = ApiKeyView), (status = 401, body = ErrorBody)))]
+pub async fn whoami(caller: Caller) -> Json<ApiKeyView> {
+    Json(caller.0.into())
 }
 
-/// `GET /v1/apikeys`: every key, without secrets (admin).
+/// Every API key, without secrets (admin).
+#[utoipa::path(get, path = "/v1/apikeys", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_keys(
     caller: Caller,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApiKeyList>, ApiError> {
     caller.require(&[])?;
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let keys = api_keys::list(&**client)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Json(json!({ "items": keys })))
+    let client = state.pool.get().await?;
+    let items = api_keys::list(&**client)
+        .await?
+        .into_iter()
+        .map(ApiKeyView::from)
+        .collect();
+    Ok(Json(ApiKeyList { items }))
 }

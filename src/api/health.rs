@@ -6,20 +6,24 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
 
+use super::schema::{Health, Readiness, ReadinessChecks};
 use super::AppState;
 use crate::store::migrate;
 
 /// A readiness probe must answer even when the database hangs.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready = database reachable, schema at this binary's version, broker connected (if ingesting).
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = tokio::time::timeout(PROBE_TIMEOUT, async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;
         migrate::is_current(&client)
@@ -35,24 +39,30 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             (false, false)
         }
     };
-    let broker_ok = state.broker.as_ref().is_none_or(|b| b.is_connected());
-    let ready = db_ok && migrations_ok && broker_ok;
+    let broker = state.broker.as_ref().map(|b| b.is_connected());
+    let ready = db_ok && migrations_ok && broker != Some(false);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": {
-            "database": db_ok,
-            "migrations": migrations_ok,
-            "broker": if state.broker.is_some() { json!(broker_ok) } else { json!("ingest disabled") },
-        }
-    });
-    (status, Json(body))
+    let checks = ReadinessChecks {
+        database: db_ok,
+        migrations: migrations_ok,
+        broker,
+    };
+    (
+        status,
+        Json(Readiness {
+            status: if ready { "ready" } else { "not_ready" },
+            checks,
+        }),
+    )
 }
 
+/// Prometheus text exposition of every `meridian_*` metric.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

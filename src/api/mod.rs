@@ -1,17 +1,34 @@
 //! The HTTP side. `router(state)` is the whole surface, so tests can drive it without a socket.
+//! Every route is in the OpenAPI document served at `/openapi.json`, generated from the handlers.
 
 mod auth;
 mod error;
 mod health;
+mod schema;
 
-use axum::{routing::get, Router};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::{routing::get, Json, Router};
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 pub use auth::Caller;
 pub use error::ApiError;
 
 use crate::ingest::mqtt::BrokerStatus;
+use crate::observability;
+
+/// A request that takes longer than this is answered 503 instead of holding a connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,13 +38,69 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Meridian", description = "Fleet telemetry engine: ingest health, API keys; queries follow."),
+    paths(health::healthz, health::readyz, health::metrics, openapi, auth::whoami, auth::list_keys),
+    components(schemas(schema::ErrorBody, schema::ErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi))
         .route("/v1/whoami", get(auth::whoami))
         .route("/v1/apikeys", get(auth::list_keys))
+        // route_layer: runs after routing, so the matched route template is known.
+        .route_layer(middleware::from_fn(track_metrics))
         .fallback(error::not_found)
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Request count and latency labelled by route template (never the concrete path: ids
+/// in paths would explode cardinality).
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    observability::http_request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }

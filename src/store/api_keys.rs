@@ -13,19 +13,14 @@ use crate::domain::Role;
 const KEY_PREFIX: &str = "mrd_";
 
 /// A key's stored facts (never the key itself).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,
-    #[serde(serialize_with = "role_str")]
     pub role: Role,
     pub key_prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-}
-
-fn role_str<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(role.as_str())
 }
 
 /// `mrd_` + 64 hex digits of 256 random bits.

@@ -57,3 +57,69 @@ async fn unknown_routes_get_a_json_404() {
     let err: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(err["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn openapi_describes_every_route_with_bearer_security_on_v1() {
+    let app = spawn_app().await;
+    let (status, body) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/whoami",
+        "/v1/apikeys",
+    ] {
+        assert!(
+            paths.contains_key(route),
+            "{route} missing from /openapi.json"
+        );
+        // ...and the route really exists: anything but a 404.
+        assert_ne!(
+            app.get(route).await.0,
+            404,
+            "{route} is documented but not routed"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["paths"]["/v1/whoami"]["get"]["security"].is_array());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+#[tokio::test]
+async fn http_metrics_are_labelled_by_route_template_and_responses_compress() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/v1/whoami").await.0, 401);
+    let (_, metrics) = app.get("/metrics").await;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("meridian_http_requests_total")
+                && l.contains("route=\"/v1/whoami\"")
+                && l.contains("status=\"401\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for /v1/whoami 401 in:\n{metrics}"));
+    assert!(line.contains("method=\"GET\""));
+    assert!(metrics.contains("meridian_http_request_duration_seconds_bucket"));
+
+    let res = app
+        .http
+        .get(format!("http://127.0.0.1:{}/metrics", app.port))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+}
