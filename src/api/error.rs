@@ -10,20 +10,46 @@ use super::schema::{ErrorBody, ErrorDetail};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
+/// Constraint violations are the client's business (409/422) and say which constraint;
+/// everything else from the store is internal.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.into())
+        use tokio_postgres::error::SqlState;
+        let detail = || match &e {
+            crate::store::StoreError::Db(db) => db
+                .as_db_error()
+                .map(|d| d.message().to_owned())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        match e.sqlstate() {
+            Some(s) if *s == SqlState::UNIQUE_VIOLATION || *s == SqlState::EXCLUSION_VIOLATION => {
+                ApiError::Conflict(detail())
+            }
+            Some(s) if *s == SqlState::FOREIGN_KEY_VIOLATION || *s == SqlState::CHECK_VIOLATION => {
+                ApiError::Invalid(detail())
+            }
+            _ => ApiError::Internal(e.into()),
+        }
     }
 }
 
@@ -40,8 +66,16 @@ impl IntoResponse for ApiError {
                 let www = [(header::WWW_AUTHENTICATE, "Bearer")];
                 return (StatusCode::UNAUTHORIZED, www, body("unauthorized", m)).into_response();
             }
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m,
+            ),
+            ApiError::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

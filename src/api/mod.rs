@@ -3,8 +3,11 @@
 
 mod auth;
 mod error;
+mod extract;
+mod fleet;
 mod health;
 mod schema;
+mod shifts;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +15,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::{routing::get, Json, Router};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
@@ -41,7 +45,12 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meridian", description = "Fleet telemetry engine: ingest health, API keys; queries follow."),
-    paths(health::healthz, health::readyz, health::metrics, openapi, auth::whoami, auth::list_keys),
+    paths(
+        health::healthz, health::readyz, health::metrics, openapi, auth::whoami, auth::list_keys,
+        fleet::create_vehicle, fleet::create_vehicles_bulk, fleet::get_vehicle, fleet::list_vehicles, fleet::update_vehicle,
+        fleet::create_driver, fleet::get_driver, fleet::list_drivers, fleet::update_driver,
+        shifts::create, shifts::get, shifts::end, shifts::list,
+    ),
     components(schemas(schema::ErrorBody, schema::ErrorDetail)),
     modifiers(&BearerAuth)
 )]
@@ -73,6 +82,26 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/whoami", get(auth::whoami))
         .route("/v1/apikeys", get(auth::list_keys))
+        .route(
+            "/v1/vehicles",
+            post(fleet::create_vehicle).get(fleet::list_vehicles),
+        )
+        .route("/v1/vehicles/bulk", post(fleet::create_vehicles_bulk))
+        .route(
+            "/v1/vehicles/{id}",
+            get(fleet::get_vehicle).patch(fleet::update_vehicle),
+        )
+        .route(
+            "/v1/drivers",
+            post(fleet::create_driver).get(fleet::list_drivers),
+        )
+        .route(
+            "/v1/drivers/{id}",
+            get(fleet::get_driver).patch(fleet::update_driver),
+        )
+        .route("/v1/shifts", post(shifts::create).get(shifts::list))
+        .route("/v1/shifts/{id}", get(shifts::get))
+        .route("/v1/shifts/{id}/end", post(shifts::end))
         // route_layer: runs after routing, so the matched route template is known.
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(error::not_found)

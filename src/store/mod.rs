@@ -4,9 +4,11 @@
 pub mod api_keys;
 pub mod copy;
 pub mod dead_letters;
+pub mod fleet;
 pub mod migrate;
 pub mod partitions;
 pub mod positions;
+pub mod shifts;
 pub mod telemetry;
 pub mod vehicles;
 

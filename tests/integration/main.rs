@@ -3,9 +3,12 @@
 
 mod auth;
 mod broker;
+mod client;
 mod dead_letters;
+mod fleet;
 mod health;
 mod helpers;
 mod ingest;
 mod partitions;
 mod process;
+mod shifts;
