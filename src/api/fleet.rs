@@ -93,7 +93,8 @@ pub struct ListParams {
     limit: Option<i64>,
 }
 
-fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
+/// A page size: 1–1000, default 100.
+pub(super) fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
     match raw.unwrap_or(100) {
         n @ 1..=1000 => Ok(n),
         _ => Err(ApiError::BadRequest(

@@ -145,12 +145,7 @@ pub async fn list(
                 .to_utc(),
         ),
     };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
-    }
+    let limit = super::fleet::limit(q.limit)?;
     let items = shifts::list(
         &**s.pool.get().await?,
         q.driver_id,
