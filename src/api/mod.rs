@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod fleet;
 mod health;
+mod positions;
 mod schema;
 mod shifts;
 
@@ -49,7 +50,7 @@ pub struct AppState {
         health::healthz, health::readyz, health::metrics, openapi, auth::whoami, auth::list_keys,
         fleet::create_vehicle, fleet::create_vehicles_bulk, fleet::get_vehicle, fleet::list_vehicles, fleet::update_vehicle,
         fleet::create_driver, fleet::get_driver, fleet::list_drivers, fleet::update_driver,
-        shifts::create, shifts::get, shifts::end, shifts::list,
+        shifts::create, shifts::get, shifts::end, shifts::list, positions::of_vehicle, positions::in_bbox,
     ),
     components(schemas(schema::ErrorBody, schema::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -102,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts", post(shifts::create).get(shifts::list))
         .route("/v1/shifts/{id}", get(shifts::get))
         .route("/v1/shifts/{id}/end", post(shifts::end))
+        .route("/v1/vehicles/{id}/position", get(positions::of_vehicle))
+        .route("/v1/positions", get(positions::in_bbox))
         // route_layer: runs after routing, so the matched route template is known.
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(error::not_found)

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod migrate;
 pub mod partitions;
 pub mod positions;
+pub mod positions_read;
 pub mod shifts;
 pub mod telemetry;
 pub mod vehicles;

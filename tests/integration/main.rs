@@ -10,5 +10,6 @@ mod health;
 mod helpers;
 mod ingest;
 mod partitions;
+mod positions;
 mod process;
 mod shifts;
