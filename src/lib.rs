@@ -1,7 +1,8 @@
 //! Meridian: fleet telemetry from MQTT into daily-partitioned PostGIS, with the
 //! read side a dispatch desk needs. The module tree follows a telemetry message:
 //! `ingest` (mqtt source → decode → batcher → writer) → `store` (COPY, partitions,
-//! positions, dead letters) → `api` (health, readiness, metrics; queries come later).
+//! positions, dead letters) → `api` (health, auth, fleet, live positions; nearest drivers and
+//! geofences come next).
 
 pub mod admin;
 pub mod api;

@@ -45,7 +45,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Meridian", description = "Fleet telemetry engine: ingest health, API keys; queries follow."),
+    info(title = "Meridian", description = "Fleet telemetry engine: fleet management, live positions, operations."),
     paths(
         health::healthz, health::readyz, health::metrics, openapi, auth::whoami, auth::list_keys,
         fleet::create_vehicle, fleet::create_vehicles_bulk, fleet::get_vehicle, fleet::list_vehicles, fleet::update_vehicle,
