@@ -16,58 +16,18 @@ use crate::store::positions_read::{self, BBox, Position};
 
 const READ: &[Role] = &[Role::Dispatcher, Role::Analyst];
 
-#[derive(Serialize, ToSchema)]
-pub struct VehiclePosition {
-    vehicle_id: Uuid,
-    external_id: String,
-    lon: f64,
-    lat: f64,
-    ts: DateTime<Utc>,
-    speed_kmh: Option<f64>,
-    heading_deg: Option<f64>,
-    fuel_pct: Option<f64>,
-    accuracy_m: Option<f64>,
-}
-
-impl From<Position> for VehiclePosition {
-    fn from(p: Position) -> Self {
-        let Position {
-            vehicle_id,
-            external_id,
-            lon,
-            lat,
-            ts,
-            speed_kmh,
-            heading_deg,
-            fuel_pct,
-            accuracy_m,
-        } = p;
-        Self {
-            vehicle_id,
-            external_id,
-            lon,
-            lat,
-            ts,
-            speed_kmh,
-            heading_deg,
-            fuel_pct,
-            accuracy_m,
-        }
-    }
-}
-
 /// A vehicle's latest position.
 #[utoipa::path(get, path = "/v1/vehicles/{id}/position", tag = "positions", security(("bearer" = [])),
-    responses((status = 200, body = VehiclePosition), (status = 404, description = "no such vehicle, or no position yet", body = ErrorBody)))]
+    responses((status = 200, body = Position), (status = 404, description = "no such vehicle, or no position yet", body = ErrorBody)))]
 pub async fn of_vehicle(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<VehiclePosition>, ApiError> {
+) -> Result<axum::Json<Position>, ApiError> {
     caller.require(READ)?;
     let client = s.pool.get().await?;
     if let Some(p) = positions_read::of_vehicle(&**client, id).await? {
-        return Ok(axum::Json(p.into()));
+        return Ok(axum::Json(p));
     }
     match fleet::get_vehicle(&**client, id).await? {
         None => Err(ApiError::NotFound(format!("no vehicle {id}"))),

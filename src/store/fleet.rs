@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -40,6 +41,32 @@ pub struct VehicleFields {
     pub specs: Option<serde_json::Value>,
 }
 
+impl VehicleFields {
+    /// The fields as SQL parameters, in the order both create and update bind them ($2…$9).
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.vin,
+            &self.plate,
+            &self.make,
+            &self.model,
+            &self.year,
+            &self.vehicle_type,
+            &self.status,
+            &self.specs,
+        ]
+    }
+}
+
+/// `first` followed by the fields: the parameter list of create (external id) and update (id).
+fn with_fields<'a>(
+    first: &'a (dyn ToSql + Sync),
+    f: &'a VehicleFields,
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    let mut params = vec![first];
+    params.extend(f.params());
+    params
+}
+
 const VEHICLE_COLUMNS: &str =
     "id, external_id, vin, plate, make, model, year, vehicle_type, status, specs, created_at, updated_at";
 
@@ -69,22 +96,7 @@ pub async fn create_vehicle(
         "INSERT INTO vehicles (external_id, vin, plate, make, model, year, vehicle_type, status, specs) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, 'active'), coalesce($9, '{{}}'::jsonb)) RETURNING {VEHICLE_COLUMNS}"
     );
-    let row = c
-        .query_one(
-            &sql,
-            &[
-                &external_id,
-                &f.vin,
-                &f.plate,
-                &f.make,
-                &f.model,
-                &f.year,
-                &f.vehicle_type,
-                &f.status,
-                &f.specs,
-            ],
-        )
-        .await?;
+    let row = c.query_one(&sql, &with_fields(&external_id, f)).await?;
     Ok(vehicle(&row))
 }
 
@@ -119,22 +131,7 @@ pub async fn update_vehicle(
          status = coalesce($8, status), specs = coalesce($9, specs), updated_at = now() \
          WHERE id = $1 RETURNING {VEHICLE_COLUMNS}"
     );
-    let row = c
-        .query_opt(
-            &sql,
-            &[
-                &id,
-                &f.vin,
-                &f.plate,
-                &f.make,
-                &f.model,
-                &f.year,
-                &f.vehicle_type,
-                &f.status,
-                &f.specs,
-            ],
-        )
-        .await?;
+    let row = c.query_opt(&sql, &with_fields(&id, f)).await?;
     Ok(row.as_ref().map(vehicle))
 }
 
