@@ -22,7 +22,6 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::domain::Timestamp;
 use crate::shutdown::Shutdown;
 use crate::store::partitions::Partitions;
 use ack::Acker;
@@ -79,7 +78,8 @@ impl Pipeline {
         let retention_days = settings.retention.raw_days;
         let max_future = settings.ingest.max_future_skew.as_secs() as i64;
         let prepare = move |delivery: Delivery| {
-            let window = Window::around(Timestamp::now(), retention_days, max_future);
+            // Judged from receipt, not from whenever the batcher gets to it.
+            let window = Window::around(delivery.received_at, retention_days, max_future);
             let decoded = decoder.decode(&delivery.topic, &delivery.payload, window);
             Message { delivery, decoded }
         };
