@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::ingest::ack::Acker;
 use crate::ingest::Pipeline;
+use crate::live::{self, Live};
 use crate::observability;
 use crate::shutdown::Shutdown;
 use crate::store::{self, migrate, partitions::Partitions};
@@ -24,6 +25,7 @@ pub struct Application {
     state: AppState,
     pipeline: Option<Pipeline>,
     maintenance: JoinHandle<()>,
+    live_feed: JoinHandle<()>,
     shutdown: Shutdown,
     settings: Settings,
 }
@@ -48,10 +50,18 @@ impl Application {
         let pipeline = settings
             .ingest_enabled
             .then(|| Pipeline::start(&settings, partitions.clone(), shutdown.clone()));
+        let live = Arc::new(Live::default());
+        let live_feed = live::spawn(
+            live.clone(),
+            settings.database_url.clone(),
+            settings.live_poll,
+            shutdown.clone(),
+        );
         let state = AppState {
             pool: store::pool(&settings.database_url, POOL_SIZE)?,
             broker: pipeline.as_ref().map(Pipeline::broker_status),
             metrics,
+            live,
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await
@@ -66,6 +76,7 @@ impl Application {
             state,
             pipeline,
             maintenance,
+            live_feed,
             shutdown,
             settings,
         })
@@ -97,6 +108,7 @@ impl Application {
             pipeline.drain(self.settings.shutdown_timeout).await;
         }
         self.maintenance.abort();
+        self.live_feed.abort();
         match tokio::time::timeout(std::time::Duration::from_secs(5), server).await {
             Ok(Ok(result)) => result.context("HTTP server failed")?,
             _ => tracing::warn!("HTTP server did not stop in time"),

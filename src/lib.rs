@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ingest;
+pub mod live;
 pub mod observability;
 pub mod shutdown;
 pub mod store;

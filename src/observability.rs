@@ -26,6 +26,10 @@ pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
 pub const HTTP_REQUESTS: &str = "meridian_http_requests_total";
 pub const HTTP_DURATION: &str = "meridian_http_request_duration_seconds";
 pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
+pub const LIVE_CANDIDATES: &str = "meridian_live_index_candidates";
+pub const LIVE_REBUILD_DURATION: &str = "meridian_live_index_rebuild_duration_seconds";
+pub const LIVE_AVAILABILITY_RELOADS: &str = "meridian_live_availability_reloads_total";
+pub const LIVE_LISTENING: &str = "meridian_live_listen_connected";
 
 /// Lag buckets: sub-10 ms is what a healthy node shows, minutes is what a backlog looks like.
 const LAG_BUCKETS: &[f64] = &[
@@ -69,6 +73,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(LIVE_REBUILD_DURATION.into()),
+                        DURATION_BUCKETS,
+                    )
                 })
                 .expect("bucket lists are not empty")
                 .install_recorder()
@@ -122,6 +132,23 @@ fn describe() {
         "Connections (re)established to the MQTT broker"
     );
     describe_gauge!(BROKER_CONNECTED, "1 while connected to the MQTT broker");
+    describe_gauge!(
+        LIVE_CANDIDATES,
+        "Shifts of available drivers with a position, in this node's live index"
+    );
+    describe_histogram!(
+        LIVE_REBUILD_DURATION,
+        Unit::Seconds,
+        "Time to rebuild the live index after positions or availability changed"
+    );
+    describe_counter!(
+        LIVE_AVAILABILITY_RELOADS,
+        "Reloads of driver availability (on a change notified by any node)"
+    );
+    describe_gauge!(
+        LIVE_LISTENING,
+        "1 while this node hears change notifications (API keys are cached only then)"
+    );
     describe_counter!(
         PARTITIONS_DROPPED,
         "Telemetry partitions dropped by raw retention"
@@ -200,4 +227,17 @@ pub fn partitions_dropped(names: &[String]) {
     for name in names {
         tracing::info!(partition = %name, "dropped telemetry partition past raw retention");
     }
+}
+
+pub fn live_rebuilt(candidates: usize, elapsed: std::time::Duration) {
+    gauge!(LIVE_CANDIDATES).set(candidates as f64);
+    histogram!(LIVE_REBUILD_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn live_availability_reloaded() {
+    counter!(LIVE_AVAILABILITY_RELOADS).increment(1);
+}
+
+pub fn live_listening(up: bool) {
+    gauge!(LIVE_LISTENING).set(if up { 1.0 } else { 0.0 });
 }

@@ -1,6 +1,7 @@
 //! `Authorization: Bearer <key>` → the calling key and its role. Handlers take a `Caller`
 //! and state which roles they serve; a missing, unknown or revoked key is 401, a key whose
-//! role is not served is 403.
+//! role is not served is 403. Known keys are answered from this node's cache (see
+//! `live::keys` for why revocation stays prompt).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts};
@@ -45,11 +46,17 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization must be \"Bearer <api key>\"".into())
             })?;
+        let hash = api_keys::hash(key);
+        if let Some(known) = state.live.keys.get(&hash) {
+            return Ok(Caller(known));
+        }
+        let generation = state.live.keys.generation();
         let client = state.pool.get().await?;
-        let found = api_keys::find_active(&**client, key).await?;
-        found
-            .map(Caller)
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked api key".into()))
+        let found = api_keys::find_active_by_hash(&**client, &hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked api key".into()))?;
+        state.live.keys.insert(hash, found.clone(), generation);
+        Ok(Caller(found))
     }
 }
 

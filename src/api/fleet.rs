@@ -243,6 +243,8 @@ pub async fn update_vehicle(
     }
     let fields = body.validate()?;
     let found = fleet::update_vehicle(&**s.pool.get().await?, id, &fields).await?;
+    // Status and type decide availability: the next nearest query must see the change.
+    s.live.availability_changed().await;
     found
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no vehicle {id}")))
@@ -335,6 +337,7 @@ pub async fn update_driver(
         body.status.as_deref(),
     )
     .await?;
+    s.live.availability_changed().await;
     found
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no driver {id}")))

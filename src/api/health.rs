@@ -20,7 +20,8 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Ready = database reachable, schema at this binary's version, broker connected (if ingesting).
+/// Ready = database reachable, schema at this binary's version, broker connected (if ingesting),
+/// live index loaded and current.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -40,7 +41,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         }
     };
     let broker = state.broker.as_ref().map(|b| b.is_connected());
-    let ready = db_ok && migrations_ok && broker != Some(false);
+    let live_index = state.live.is_current();
+    let ready = db_ok && migrations_ok && broker != Some(false) && live_index;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -50,6 +52,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         database: db_ok,
         migrations: migrations_ok,
         broker,
+        live_index,
     };
     (
         status,

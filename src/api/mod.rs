@@ -5,11 +5,14 @@ mod auth;
 mod error;
 mod extract;
 mod fleet;
+mod geofences;
 mod health;
+mod nearest;
 mod positions;
 mod schema;
 mod shifts;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -30,6 +33,7 @@ pub use auth::Caller;
 pub use error::ApiError;
 
 use crate::ingest::mqtt::BrokerStatus;
+use crate::live::Live;
 use crate::observability;
 
 /// A request that takes longer than this is answered 503 instead of holding a connection.
@@ -41,6 +45,8 @@ pub struct AppState {
     /// `None` on a node with ingest switched off: readiness then ignores the broker.
     pub broker: Option<BrokerStatus>,
     pub metrics: PrometheusHandle,
+    /// This node's in-memory index (nearest drivers) and API-key cache.
+    pub live: Arc<Live>,
 }
 
 #[derive(OpenApi)]
@@ -51,6 +57,8 @@ pub struct AppState {
         fleet::create_vehicle, fleet::create_vehicles_bulk, fleet::get_vehicle, fleet::list_vehicles, fleet::update_vehicle,
         fleet::create_driver, fleet::get_driver, fleet::list_drivers, fleet::update_driver,
         shifts::create, shifts::get, shifts::end, shifts::list, positions::of_vehicle, positions::in_bbox,
+        geofences::create, geofences::get, geofences::replace, geofences::delete, geofences::list, geofences::vehicles,
+        nearest::nearest,
     ),
     components(schemas(schema::ErrorBody, schema::ErrorDetail)),
     modifiers(&BearerAuth)
@@ -96,6 +104,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/drivers",
             post(fleet::create_driver).get(fleet::list_drivers),
         )
+        .route("/v1/drivers/nearest", get(nearest::nearest))
         .route(
             "/v1/drivers/{id}",
             get(fleet::get_driver).patch(fleet::update_driver),
@@ -105,6 +114,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts/{id}/end", post(shifts::end))
         .route("/v1/vehicles/{id}/position", get(positions::of_vehicle))
         .route("/v1/positions", get(positions::in_bbox))
+        .route(
+            "/v1/geofences",
+            post(geofences::create).get(geofences::list),
+        )
+        .route(
+            "/v1/geofences/{id}",
+            get(geofences::get)
+                .put(geofences::replace)
+                .delete(geofences::delete),
+        )
+        .route("/v1/geofences/{id}/vehicles", get(geofences::vehicles))
         // route_layer: runs after routing, so the matched route template is known.
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(error::not_found)

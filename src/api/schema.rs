@@ -40,6 +40,8 @@ pub struct ReadinessChecks {
     pub migrations: bool,
     /// `null` on a node with ingest switched off.
     pub broker: Option<bool>,
+    /// The in-memory nearest-driver index is loaded and no older than its staleness limit.
+    pub live_index: bool,
 }
 
 /// An API key as the API shows it: never the secret or its hash.

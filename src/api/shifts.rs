@@ -57,6 +57,7 @@ pub async fn create(
         }
         other => other,
     })?;
+    s.live.availability_changed().await;
     Ok((StatusCode::CREATED, axum::Json(shift)))
 }
 
@@ -101,6 +102,7 @@ pub async fn end(
     let at = request.at.unwrap_or_else(Utc::now);
     let client = s.pool.get().await?;
     if let Some(shift) = shifts::end(&**client, id, at).await? {
+        s.live.availability_changed().await;
         return Ok(axum::Json(shift));
     }
     match shifts::get(&**client, id).await? {

@@ -2,6 +2,7 @@
 //! simulator all validate through these, so a rule lives in exactly one place.
 
 mod external_id;
+pub mod geofence;
 mod position;
 mod role;
 mod timestamp;

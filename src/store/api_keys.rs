@@ -57,16 +57,16 @@ pub async fn create(
     Ok((from_row(&row), key))
 }
 
-/// The active (unrevoked) key with this clear text, if any.
-pub async fn find_active(
+/// The active (unrevoked) key whose SHA-256 is `hash`, if any.
+pub async fn find_active_by_hash(
     client: &impl GenericClient,
-    key: &str,
+    hash: &[u8],
 ) -> Result<Option<ApiKey>, StoreError> {
     let row = client
         .query_opt(
             "SELECT id, name, role, key_prefix, created_at, revoked_at FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL",
-            &[&hash(key)],
+            &[&hash],
         )
         .await?;
     Ok(row.as_ref().map(from_row))

@@ -5,6 +5,8 @@ pub mod api_keys;
 pub mod copy;
 pub mod dead_letters;
 pub mod fleet;
+pub mod geofences;
+pub mod live;
 pub mod migrate;
 pub mod partitions;
 pub mod positions;
@@ -28,6 +30,8 @@ pub enum StoreError {
     Migrate(#[from] refinery::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("connection lost: {0}")]
+    Lost(&'static str),
     #[error("invalid DATABASE_URL: {0}")]
     Url(String),
 }

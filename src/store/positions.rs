@@ -37,6 +37,7 @@ impl Latest {
 }
 
 /// A position never moves back in time: an older point (late or redelivered) leaves it alone.
+/// `changed_xid` (default on insert) is what every node's live index polls for.
 const UPSERT: &str = "\
 INSERT INTO vehicle_positions AS p
     (vehicle_id, ts, location, speed_kmh, heading_deg, fuel_pct, accuracy_m, received_at)
@@ -46,7 +47,8 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float
 ON CONFLICT (vehicle_id) DO UPDATE SET
     ts = EXCLUDED.ts, location = EXCLUDED.location, speed_kmh = EXCLUDED.speed_kmh,
     heading_deg = EXCLUDED.heading_deg, fuel_pct = EXCLUDED.fuel_pct,
-    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now()
+    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now(),
+    changed_xid = pg_current_xact_id()
 WHERE p.ts < EXCLUDED.ts";
 
 pub async fn upsert(tx: &Transaction<'_>, latest: &Latest) -> Result<u64, StoreError> {

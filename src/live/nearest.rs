@@ -1,0 +1,174 @@
+//! The nearest-available-driver search over one immutable snapshot.
+//!
+//! The snapshot holds one candidate per not-yet-ended shift of an available driver whose
+//! vehicle has a position. Whether the shift is active *now* and whether the position is
+//! fresh enough are judged per query, so time passing needs no rebuild.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use rstar::{PointDistance, RTree, RTreeObject, AABB};
+use uuid::Uuid;
+
+use super::geodesy;
+
+/// A vehicle's latest fix, as the live index holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fix {
+    pub lat: f64,
+    pub lon: f64,
+    /// Unix microseconds, the device's time of the point.
+    pub ts_us: i64,
+    pub speed_kmh: Option<f64>,
+    pub heading_deg: Option<f64>,
+}
+
+/// An available driver's shift on a vehicle, with that vehicle's fix.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub driver_id: Uuid,
+    pub vehicle_id: Uuid,
+    pub external_id: Arc<str>,
+    pub vehicle_type: Option<Arc<str>>,
+    /// The shift `[starts, ends)` in unix microseconds; `ends` is `i64::MAX` when open.
+    pub starts_us: i64,
+    pub ends_us: i64,
+    pub fix: Fix,
+    normal: [f64; 3],
+}
+
+impl Candidate {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        driver_id: Uuid,
+        vehicle_id: Uuid,
+        external_id: Arc<str>,
+        vehicle_type: Option<Arc<str>>,
+        starts_us: i64,
+        ends_us: i64,
+        fix: Fix,
+    ) -> Self {
+        let normal = geodesy::unit_normal(fix.lat, fix.lon);
+        Self {
+            driver_id,
+            vehicle_id,
+            external_id,
+            vehicle_type,
+            starts_us,
+            ends_us,
+            fix,
+            normal,
+        }
+    }
+}
+
+impl RTreeObject for Candidate {
+    type Envelope = AABB<[f64; 3]>;
+
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_point(self.normal)
+    }
+}
+
+impl PointDistance for Candidate {
+    fn distance_2(&self, p: &[f64; 3]) -> f64 {
+        (0..3).map(|i| (self.normal[i] - p[i]).powi(2)).sum()
+    }
+}
+
+/// One question; validated by the API layer.
+#[derive(Debug, Clone)]
+pub struct NearestQuery {
+    pub lat: f64,
+    pub lon: f64,
+    pub limit: usize,
+    pub radius_m: Option<f64>,
+    pub max_age_us: i64,
+    pub vehicle_type: Option<String>,
+    pub now_us: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    pub candidate: &'a Candidate,
+    pub distance_m: f64,
+}
+
+/// Candidates in a spatial index; never mutated once built (readers share it lock-free).
+#[derive(Default)]
+pub struct Snapshot {
+    tree: RTree<Candidate>,
+}
+
+impl Snapshot {
+    pub fn build(candidates: Vec<Candidate>) -> Self {
+        Self {
+            tree: RTree::bulk_load(candidates),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.size()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `limit` nearest eligible candidates by geodesic distance, nearest first (ties by
+    /// driver id, so answers are deterministic).
+    ///
+    /// Candidates come out of the tree by increasing chord; each eligible one gets its exact
+    /// distance. The walk stops once the chord's lower bound on distance exceeds the radius, or
+    /// the worst distance held when `limit` are held — nothing farther can still qualify.
+    pub fn nearest(&self, q: &NearestQuery) -> Vec<Hit<'_>> {
+        if q.limit == 0 {
+            return Vec::new();
+        }
+        let origin = geodesy::unit_normal(q.lat, q.lon);
+        let mut best: Vec<Hit<'_>> = Vec::with_capacity(q.limit + 1);
+        let oldest_us = q.now_us.saturating_sub(q.max_age_us);
+        for (c, chord_2) in self.tree.nearest_neighbor_iter_with_distance_2(&origin) {
+            let bound = geodesy::lower_bound_m(chord_2);
+            if q.radius_m.is_some_and(|r| bound > r) {
+                break;
+            }
+            if best.len() == q.limit && bound > best[q.limit - 1].distance_m {
+                break;
+            }
+            let eligible = c.starts_us <= q.now_us
+                && q.now_us < c.ends_us
+                && c.fix.ts_us >= oldest_us
+                && q.vehicle_type
+                    .as_deref()
+                    .is_none_or(|t| c.vehicle_type.as_deref() == Some(t));
+            if !eligible {
+                continue;
+            }
+            let distance_m = geodesy::distance_m(q.lat, q.lon, c.fix.lat, c.fix.lon);
+            if q.radius_m.is_some_and(|r| distance_m > r) {
+                continue;
+            }
+            let hit = Hit {
+                candidate: c,
+                distance_m,
+            };
+            let at = best.partition_point(|h| by_distance(h, &hit) == Ordering::Less);
+            if at < q.limit {
+                best.insert(at, hit);
+                best.truncate(q.limit);
+            }
+        }
+        best
+    }
+}
+
+fn by_distance(a: &Hit<'_>, b: &Hit<'_>) -> Ordering {
+    a.distance_m
+        .total_cmp(&b.distance_m)
+        .then(a.candidate.driver_id.cmp(&b.candidate.driver_id))
+}
+
+#[cfg(test)]
+#[path = "nearest_tests.rs"]
+mod tests;

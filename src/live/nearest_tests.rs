@@ -1,0 +1,163 @@
+use super::*;
+
+const NOW: i64 = 1_800_000_000_000_000;
+const MINUTE: i64 = 60_000_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn candidate(i: u128, lat: f64, lon: f64) -> Candidate {
+    let fix = Fix {
+        lat,
+        lon,
+        ts_us: NOW - MINUTE,
+        speed_kmh: Some(30.0),
+        heading_deg: None,
+    };
+    let kind = if i.is_multiple_of(3) { "van" } else { "car" };
+    Candidate::new(
+        Uuid::from_u128(i),
+        Uuid::from_u128(1 << 64 | i),
+        format!("v{i}").into(),
+        Some(kind.into()),
+        NOW - 60 * MINUTE,
+        i64::MAX,
+        fix,
+    )
+}
+
+fn query(lat: f64, lon: f64) -> NearestQuery {
+    NearestQuery {
+        lat,
+        lon,
+        limit: 10,
+        radius_m: None,
+        max_age_us: 5 * MINUTE,
+        vehicle_type: None,
+        now_us: NOW,
+    }
+}
+
+/// The same question answered by checking every candidate: the truth the index must match.
+fn brute_force(all: &[Candidate], q: &NearestQuery) -> Vec<(Uuid, f64)> {
+    let mut hits: Vec<(Uuid, f64)> = all
+        .iter()
+        .filter(|c| c.starts_us <= q.now_us && q.now_us < c.ends_us)
+        .filter(|c| c.fix.ts_us >= q.now_us - q.max_age_us)
+        .filter(|c| {
+            q.vehicle_type
+                .as_deref()
+                .is_none_or(|t| c.vehicle_type.as_deref() == Some(t))
+        })
+        .map(|c| {
+            let d = geodesy::distance_m(q.lat, q.lon, c.fix.lat, c.fix.lon);
+            (c.driver_id, d)
+        })
+        .filter(|(_, d)| q.radius_m.is_none_or(|r| *d <= r))
+        .collect();
+    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    hits.truncate(q.limit);
+    hits
+}
+
+fn answer(s: &Snapshot, q: &NearestQuery) -> Vec<(Uuid, f64)> {
+    s.nearest(q)
+        .iter()
+        .map(|h| (h.candidate.driver_id, h.distance_m))
+        .collect()
+}
+
+#[test]
+fn matches_brute_force_everywhere_including_poles_and_the_antimeridian() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut all = Vec::new();
+    for i in 0..6_000u128 {
+        // Clusters where geometry is hard (Svalbard, the Fiji antimeridian, a pole) and spread.
+        let (lat, lon) = match i % 4 {
+            0 => (78.0 + rng.next() * 2.0, 10.0 + rng.next() * 20.0),
+            1 => (
+                -17.0 - rng.next(),
+                179.0 + rng.next() * 2.0 - (i % 8 == 1) as u8 as f64 * 360.0,
+            ),
+            2 => (89.0 + rng.next(), rng.next() * 360.0 - 180.0),
+            _ => (rng.next() * 180.0 - 90.0, rng.next() * 360.0 - 180.0),
+        };
+        let lon = if lon > 180.0 { lon - 360.0 } else { lon };
+        let mut c = candidate(i, lat, lon);
+        if i % 7 == 0 {
+            c.fix.ts_us = NOW - 30 * MINUTE; // stale for a 5-minute max age
+        }
+        if i % 11 == 0 {
+            c.starts_us = NOW + MINUTE; // shift not started yet
+        }
+        if i % 13 == 0 {
+            c.ends_us = NOW; // shift just ended: [starts, ends) excludes now
+        }
+        all.push(c);
+    }
+    let snapshot = Snapshot::build(all.clone());
+    let probes = [
+        (78.22, 15.65),
+        (-17.7, 179.99),
+        (-17.7, -179.99),
+        (90.0, 0.0),
+        (0.0, 0.0),
+    ];
+    for (n, (lat, lon)) in probes.into_iter().enumerate() {
+        let mut q = query(lat, lon);
+        assert_eq!(answer(&snapshot, &q), brute_force(&all, &q), "probe {n}");
+        q.vehicle_type = Some("van".into());
+        q.radius_m = Some(150_000.0);
+        q.limit = 25;
+        assert_eq!(
+            answer(&snapshot, &q),
+            brute_force(&all, &q),
+            "probe {n}, filtered"
+        );
+    }
+    for _ in 0..150 {
+        let q = query(rng.next() * 180.0 - 90.0, rng.next() * 360.0 - 180.0);
+        assert_eq!(answer(&snapshot, &q), brute_force(&all, &q), "{q:?}");
+    }
+}
+
+#[test]
+fn across_the_antimeridian_the_nearest_is_on_the_other_side() {
+    // Query at 179.99°E: a driver at 179.98°W is ~3.2 km away (0.03° of longitude at 17.7°S), one at 179.9°E ~9.5 km.
+    let east = candidate(1, -17.7, 179.9);
+    let west = candidate(2, -17.7, -179.98);
+    let snapshot = Snapshot::build(vec![east, west]);
+    let hits = answer(&snapshot, &query(-17.7, 179.99));
+    assert_eq!(
+        hits.iter().map(|h| h.0).collect::<Vec<_>>(),
+        [Uuid::from_u128(2), Uuid::from_u128(1)]
+    );
+    assert!((3_100.0..3_300.0).contains(&hits[0].1), "{hits:?}");
+}
+
+#[test]
+fn radius_and_limit_bound_the_answer() {
+    let all: Vec<_> = (0..50u128)
+        .map(|i| candidate(i, 69.65 + i as f64 * 0.001, 18.95))
+        .collect();
+    let snapshot = Snapshot::build(all);
+    let mut q = query(69.65, 18.95);
+    q.radius_m = Some(1_000.0);
+    q.limit = 100;
+    let hits = answer(&snapshot, &q);
+    // 0.001° of latitude is ~111.6 m at 69.65°N: drivers 0..=8 are within 1 km.
+    assert_eq!(hits.len(), 9, "{hits:?}");
+    assert!(hits.iter().all(|h| h.1 <= 1_000.0));
+    q.limit = 3;
+    assert_eq!(answer(&snapshot, &q).len(), 3);
+    q.limit = 0;
+    assert!(answer(&snapshot, &q).is_empty());
+}
