@@ -43,6 +43,19 @@ step "meridian migrate"
 
 step "meridian-sim register --vehicles $VEHICLES"
 "$SIM" register --vehicles "$VEHICLES"
+step "a driver on an open shift for every vehicle without one; every fifth driver available"
+pg "$DATABASE_URL" -q <<'SQL'
+WITH v AS (
+  SELECT id, external_id, row_number() OVER (ORDER BY external_id) AS r FROM vehicles v
+  WHERE NOT EXISTS (SELECT 1 FROM shifts s WHERE s.vehicle_id = v.id)),
+d AS (
+  INSERT INTO drivers (name, status)
+  SELECT 'driver of ' || external_id, CASE WHEN r % 5 = 0 THEN 'available' ELSE 'on_job' END FROM v
+  RETURNING id, name)
+INSERT INTO shifts (driver_id, vehicle_id, during)
+SELECT d.id, v.id, tstzrange(now() - interval '1 hour', NULL) FROM d JOIN v ON d.name = 'driver of ' || v.external_id;
+SQL
+ok "$(pg "$DATABASE_URL" -tAc 'select count(*) from driver_availability') drivers available"
 
 if port_open "${MERIDIAN_HTTP_ADDR%:*}" "${MERIDIAN_HTTP_ADDR##*:}"; then
   die "$MERIDIAN_HTTP_ADDR is already in use (another meridian serve?); set MERIDIAN_HTTP_ADDR to another address"
@@ -80,6 +93,7 @@ if ! wait_for_http "$BASE/readyz" 60 "$SERVE_PID"; then
   die "meridian did not become ready on $BASE/readyz"
 fi
 ok "ready"
+KEY=$("$MERIDIAN" apikey create --role dispatcher --name "demo $(date +%F.%T)" 2>/dev/null | head -n 1)
 
 step "meridian-sim run: $VEHICLES vehicles, 1 msg/s each, ${DEMO_SECONDS}s, 1% faults, 1% late (log: ${SIM_LOG#"$MERIDIAN_ROOT"/})"
 setsid "$SIM" run --vehicles "$VEHICLES" --rate 1 --duration "$DEMO_SECONDS" \
@@ -101,6 +115,15 @@ Meridian is ingesting. In another terminal:
 
   # dead letters by reason (the simulator injects ~1% faults)
   psql '$DATABASE_URL' -c 'select reason, count(*) from dead_letters group by 1 order by 2 desc'
+  # the API (a dispatcher key made for this demo; make your own: meridian apikey create --role … --name …)
+  H='Authorization: Bearer $KEY'
+  curl -s -H "\$H" '$BASE/v1/drivers/nearest?lat=40.7128&lon=-74.0060&limit=3'
+  curl -s -H "\$H" '$BASE/v1/positions?bbox=-74.02,40.70,-73.99,40.72&max_age_s=60&limit=5'
+  curl -s -H "\$H" -H 'content-type: application/json' $BASE/v1/geofences \\
+    -d '{"name":"midtown","center":[-73.9855,40.758],"radius_m":1500}'
+  curl -s -H "\$H" '$BASE/v1/geofences?contains=-73.9855,40.758'
+  # every endpoint and schema
+  curl -s $BASE/openapi.json
 
 Logs: ${SERVE_LOG#"$MERIDIAN_ROOT"/}, ${SIM_LOG#"$MERIDIAN_ROOT"/}. Ctrl-C stops the demo.
 
@@ -123,4 +146,7 @@ step "simulator finished; summary"
 pg "$DATABASE_URL" -c 'select tableoid::regclass as partition, count(*) from vehicle_telemetry group by 1 order by 1' \
   -c 'select count(*) as vehicles_with_position from vehicle_positions' \
   -c 'select reason, count(*) from dead_letters group by 1 order by 2 desc' || true
+info "the three nearest available drivers to (40.7128, -74.0060):"
+curl -s -H "Authorization: Bearer $KEY" "$BASE/v1/drivers/nearest?lat=40.7128&lon=-74.0060&limit=3" || true
+echo
 step "stopping (DEMO_SECONDS=$DEMO_SECONDS elapsed)"
