@@ -54,7 +54,7 @@ impl Application {
         let live_feed = live::spawn(
             live.clone(),
             settings.database_url.clone(),
-            settings.live_poll,
+            settings.live_refresh,
             shutdown.clone(),
         );
         let state = AppState {

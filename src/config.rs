@@ -19,9 +19,9 @@ pub struct Settings {
     /// Lets a node specialise: an HTTP-only node runs with ingest off.
     pub ingest_enabled: bool,
     pub shutdown_timeout: Duration,
-    /// How often the live index polls for committed positions: the most a nearest-driver
-    /// answer can lag behind the database.
-    pub live_poll: Duration,
+    /// How often the live index is rebuilt from the positions it has heard: about the most a
+    /// nearest-driver answer lags behind a commit.
+    pub live_refresh: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl Settings {
             },
             ingest_enabled: env.parse("MERIDIAN_INGEST", "true")?,
             shutdown_timeout: Duration::from_secs(env.parse("MERIDIAN_SHUTDOWN_TIMEOUT_S", "30")?),
-            live_poll: Duration::from_millis(env.parse("MERIDIAN_LIVE_POLL_MS", "100")?),
+            live_refresh: Duration::from_millis(env.parse("MERIDIAN_LIVE_REFRESH_MS", "100")?),
         };
         settings.validate()?;
         Ok(settings)
@@ -132,8 +132,8 @@ impl Settings {
                 "must be at least MERIDIAN_BATCH_ROWS",
             );
         }
-        if self.live_poll.is_zero() {
-            return invalid("MERIDIAN_LIVE_POLL_MS", "must be at least 1");
+        if self.live_refresh.is_zero() {
+            return invalid("MERIDIAN_LIVE_REFRESH_MS", "must be at least 1");
         }
         if self.retention.raw_days < 1 {
             return invalid("MERIDIAN_RETENTION_RAW_DAYS", "must be at least 1");

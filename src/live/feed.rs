@@ -1,11 +1,14 @@
 //! Keeps a node's live index current: a full load at start (and after any lost connection),
-//! then positions polled by transaction horizon and availability reloaded on notification.
-//! One task owns all mutable state; readers only ever see finished, immutable snapshots.
+//! then positions as the ingest writers of every node commit them (NOTIFY), and availability
+//! reloaded on notification. One task owns all mutable state; readers only ever see finished,
+//! immutable snapshots, rebuilt at most once per refresh interval.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -18,12 +21,21 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, live as source, StoreError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Notification payloads (≈95 positions each) waiting for the feed task; past this the feed
+/// has fallen behind, drops them, and re-reads every position instead.
+const QUEUE: usize = 4_096;
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn spawn(live: Arc<Live>, url: String, poll: Duration, shutdown: Shutdown) -> JoinHandle<()> {
+pub fn spawn(
+    live: Arc<Live>,
+    url: String,
+    refresh: Duration,
+    shutdown: Shutdown,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let result = session(&live, &url, poll, &shutdown).await;
+            let result = session(&live, &url, refresh, &shutdown).await;
             live.keys.set_trusted(false);
             observability::live_listening(false);
             match result {
@@ -43,50 +55,71 @@ pub fn spawn(live: Arc<Live>, url: String, poll: Duration, shutdown: Shutdown) -
 async fn session(
     live: &Arc<Live>,
     url: &str,
-    poll: Duration,
+    refresh: Duration,
     shutdown: &Shutdown,
 ) -> Result<(), StoreError> {
-    let notified = live.clone();
-    let (_listener, closed) = source::listen(url, move |channel| match channel {
+    let (tx, mut rx) = mpsc::channel::<Vec<source::PositionRow>>(QUEUE);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let (notified, overflow) = (live.clone(), overflowed.clone());
+    let (listener, closed) = source::listen(url, move |channel, payload| match channel {
+        source::POSITIONS_CHANNEL => {
+            let rows = source::decode_positions(payload).collect();
+            if tx.try_send(rows).is_err() {
+                overflow.store(true, Ordering::Release);
+            }
+        }
         source::AVAILABILITY_CHANNEL => notified.request_reload(),
         source::API_KEYS_CHANNEL => notified.keys.clear(),
         _ => {}
     })
     .await?;
-    // Trusted from here: a key change from now on is heard; anything earlier is re-read.
+    // Listening from here: whatever commits from now on is heard; everything before is read.
     live.keys.set_trusted(true);
     observability::live_listening(true);
     let client = store::connect(url).await?;
 
     let mut state = State::default();
     let target = live.requested();
-    state.reload_availability(&client).await?;
-    state.horizon = source::horizon(&client).await?;
     let started = Timestamp::now();
-    state.apply(source::positions_since(&client, 0).await?);
+    state.reload_availability(&client).await?;
+    state.apply(source::all_positions(&client).await?);
     live.publish(state.build(), started, Some(target));
 
     tokio::pin!(closed);
-    let mut tick = tokio::time::interval(poll);
+    let mut tick = tokio::time::interval(refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dirty = false;
     loop {
         tokio::select! {
             _ = shutdown.triggered() => return Ok(()),
             _ = &mut closed => return Err(StoreError::Lost("LISTEN connection")),
+            Some(rows) = rx.recv() => dirty |= state.apply(rows),
             _ = live.reload_wanted() => {
                 let target = live.requested();
                 let started = Timestamp::now();
                 state.reload_availability(&client).await?;
                 observability::live_availability_reloaded();
                 live.publish(state.build(), started, Some(target));
+                dirty = false;
             }
             _ = tick.tick() => {
-                let horizon = source::horizon(&client).await?;
+                // A round trip on the listening connection: when it returns, every position
+                // committed before it started has been queued, so after draining the queue the
+                // index is current as of `started`.
                 let started = Timestamp::now();
-                let changed = state.apply(source::positions_since(&client, state.horizon).await?);
-                state.horizon = horizon;
-                if changed {
+                tokio::time::timeout(HEARTBEAT_TIMEOUT, listener.simple_query("SELECT 1"))
+                    .await
+                    .map_err(|_| StoreError::Timeout(HEARTBEAT_TIMEOUT))??;
+                while let Ok(rows) = rx.try_recv() {
+                    dirty |= state.apply(rows);
+                }
+                if overflowed.swap(false, Ordering::AcqRel) {
+                    tracing::warn!("live index fell behind the position stream; re-reading all positions");
+                    dirty |= state.apply(source::all_positions(&client).await?);
+                }
+                if dirty {
                     live.publish(state.build(), started, None);
+                    dirty = false;
                 } else {
                     live.mark_current(started);
                 }
@@ -107,7 +140,6 @@ struct Shift {
 
 #[derive(Default)]
 struct State {
-    horizon: i64,
     /// Every vehicle's latest fix: a vehicle whose driver becomes available needs no re-read.
     fixes: HashMap<Uuid, Fix>,
     shifts: Vec<Shift>,
@@ -140,19 +172,24 @@ impl State {
         Ok(())
     }
 
-    /// Takes in polled positions; true when one of them belongs to an indexed shift.
+    /// Takes in positions; true when one of an indexed shift's vehicles moved. A position never
+    /// goes back in time (as in the table): an older or repeated one is ignored.
     fn apply(&mut self, rows: Vec<source::PositionRow>) -> bool {
         let mut changed = false;
         for r in rows {
             let fix = Fix {
                 lat: r.lat,
                 lon: r.lon,
-                ts_us: r.ts.timestamp_micros(),
+                ts_us: r.ts_us,
                 speed_kmh: r.speed_kmh,
                 heading_deg: r.heading_deg,
             };
-            // Rows of transactions since the previous horizon are read twice; skip those.
-            if self.fixes.insert(r.vehicle_id, fix) != Some(fix) {
+            let newer = self
+                .fixes
+                .get(&r.vehicle_id)
+                .is_none_or(|held| held.ts_us < fix.ts_us);
+            if newer {
+                self.fixes.insert(r.vehicle_id, fix);
                 changed |= self.shift_vehicles.contains(&r.vehicle_id);
             }
         }

@@ -1,7 +1,8 @@
 //! Each node's in-memory read model for the questions that must be answered in microseconds:
 //! nearest available drivers, and API keys. Built from PostGIS at start, kept current by
-//! polling committed positions (`changed_xid`) and by LISTEN/NOTIFY on what availability is
-//! made of, so every node converges on the database's truth within one poll interval.
+//! LISTEN/NOTIFY: positions as every node's ingest commits them, and changes to what
+//! availability is made of, so every node converges on the database's truth within one
+//! refresh interval.
 
 mod feed;
 pub mod geodesy;

@@ -1,5 +1,7 @@
-//! What the live index reads: positions changed since a transaction horizon, the
-//! `driver_availability` view, and a LISTEN connection that hears changes made by any node.
+//! What the live index reads and hears: all latest positions and the `driver_availability`
+//! view (at start and after a lost connection), and a LISTEN connection on which every node
+//! hears committed positions (`meridian_positions`, sent by the ingest writer inside its
+//! transaction), availability changes and API-key changes (statement-level triggers).
 
 use std::future::Future;
 use std::str::FromStr;
@@ -11,37 +13,79 @@ use uuid::Uuid;
 
 use super::StoreError;
 
-/// The oldest transaction still running now. Every row committed after this call was written
-/// by a transaction at or after it, so polling `changed_xid >= horizon` next time misses none.
-pub async fn horizon(client: &impl GenericClient) -> Result<i64, StoreError> {
-    let row = client
-        .query_one(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-            &[],
-        )
-        .await?;
-    Ok(row.get(0))
-}
+pub const POSITIONS_CHANNEL: &str = "meridian_positions";
+pub const AVAILABILITY_CHANNEL: &str = "meridian_availability";
+pub const API_KEYS_CHANNEL: &str = "meridian_api_keys";
 
+/// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay clear of it.
+const MAX_PAYLOAD: usize = 7_900;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PositionRow {
     pub vehicle_id: Uuid,
     pub lat: f64,
     pub lon: f64,
-    pub ts: DateTime<Utc>,
+    /// Unix microseconds of the point.
+    pub ts_us: i64,
     pub speed_kmh: Option<f64>,
     pub heading_deg: Option<f64>,
 }
 
-/// Latest positions written by transactions at or after `horizon` (index on `changed_xid`).
-pub async fn positions_since(
-    client: &impl GenericClient,
-    horizon: i64,
-) -> Result<Vec<PositionRow>, StoreError> {
+/// Positions as NOTIFY payloads: one line per position, `<uuid hex> <lat> <lon> <ts µs>
+/// <speed|-> <heading|->`. Floats print their shortest exact form, so they read back equal.
+pub fn encode_positions(rows: impl Iterator<Item = PositionRow>) -> Vec<String> {
+    use std::fmt::Write;
+    let mut payloads = Vec::new();
+    let mut current = String::with_capacity(MAX_PAYLOAD + 128);
+    let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    for r in rows {
+        let line = format!(
+            "{} {} {} {} {} {}\n",
+            r.vehicle_id.simple(),
+            r.lat,
+            r.lon,
+            r.ts_us,
+            opt(r.speed_kmh),
+            opt(r.heading_deg)
+        );
+        if current.len() + line.len() > MAX_PAYLOAD {
+            payloads.push(std::mem::take(&mut current));
+        }
+        let _ = current.write_str(&line);
+    }
+    if !current.is_empty() {
+        payloads.push(current);
+    }
+    payloads
+}
+
+/// Reads a payload back; a malformed line (never written by this code) is skipped.
+pub fn decode_positions(payload: &str) -> impl Iterator<Item = PositionRow> + '_ {
+    let opt = |s: &str| match s {
+        "-" => Some(None),
+        v => v.parse().ok().map(Some),
+    };
+    payload.lines().filter_map(move |line| {
+        let mut f = line.split(' ');
+        let row = PositionRow {
+            vehicle_id: Uuid::try_parse(f.next()?).ok()?,
+            lat: f.next()?.parse().ok()?,
+            lon: f.next()?.parse().ok()?,
+            ts_us: f.next()?.parse().ok()?,
+            speed_kmh: opt(f.next()?)?,
+            heading_deg: opt(f.next()?)?,
+        };
+        Some(row)
+    })
+}
+
+/// Every vehicle's latest position.
+pub async fn all_positions(client: &impl GenericClient) -> Result<Vec<PositionRow>, StoreError> {
     let rows = client
         .query(
             "SELECT vehicle_id, ST_Y(location), ST_X(location), ts, speed_kmh, heading_deg \
-             FROM vehicle_positions WHERE changed_xid >= $1::bigint::text::xid8",
-            &[&horizon],
+             FROM vehicle_positions",
+            &[],
         )
         .await?;
     Ok(rows
@@ -50,7 +94,7 @@ pub async fn positions_since(
             vehicle_id: r.get(0),
             lat: r.get(1),
             lon: r.get(2),
-            ts: r.get(3),
+            ts_us: r.get::<_, DateTime<Utc>>(3).timestamp_micros(),
             speed_kmh: r.get(4),
             heading_deg: r.get(5),
         })
@@ -91,15 +135,14 @@ pub async fn available_shifts(
         .collect())
 }
 
-pub const AVAILABILITY_CHANNEL: &str = "meridian_availability";
-pub const API_KEYS_CHANNEL: &str = "meridian_api_keys";
-
-/// A connection listening on both channels. `on_notify` gets each notification's channel;
-/// the returned future ends when the connection does (the caller then reconnects and, since
-/// notifications sent meanwhile are lost, reloads everything).
+/// A connection listening on all three channels. `on_notify(channel, payload)` runs for each
+/// notification, in commit order; the returned future ends when the connection does (the caller
+/// then reconnects and, since notifications sent meanwhile are lost, reloads everything). The
+/// client answers heartbeats: once a query on it returns, every notification committed before
+/// the query ran has been handed to `on_notify`.
 pub async fn listen(
     url: &str,
-    on_notify: impl Fn(&str) + Send + 'static,
+    on_notify: impl Fn(&str, &str) + Send + 'static,
 ) -> Result<(Client, impl Future<Output = ()>), StoreError> {
     let config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
     let (client, mut connection) = config.connect(NoTls).await?;
@@ -108,7 +151,7 @@ pub async fn listen(
             futures_util::stream::poll_fn(move |cx| connection.poll_message(cx)).boxed();
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(n)) => on_notify(n.channel()),
+                Ok(AsyncMessage::Notification(n)) => on_notify(n.channel(), n.payload()),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "listen connection lost");
@@ -119,11 +162,36 @@ pub async fn listen(
     });
     client
         .batch_execute(&format!(
-            "LISTEN {AVAILABILITY_CHANNEL}; LISTEN {API_KEYS_CHANNEL}"
+            "LISTEN {POSITIONS_CHANNEL}; LISTEN {AVAILABILITY_CHANNEL}; LISTEN {API_KEYS_CHANNEL}"
         ))
         .await?;
     let closed = async move {
         let _ = driver.await;
     };
     Ok((client, closed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_survive_the_payload_exactly_and_payloads_stay_under_the_limit() {
+        let rows: Vec<PositionRow> = (0..500u128)
+            .map(|i| PositionRow {
+                vehicle_id: Uuid::from_u128(i * 0x1234_5678_9abc_def1),
+                lat: -17.8 + i as f64 * 1e-7,
+                lon: if i % 2 == 0 { 179.999_999_9 } else { -180.0 },
+                ts_us: 1_800_000_000_123_456 + i as i64,
+                speed_kmh: (i % 3 != 0).then_some(31.25),
+                heading_deg: (i % 5 != 0).then_some(0.1 + 0.2),
+            })
+            .collect();
+        let payloads = encode_positions(rows.iter().copied());
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() < 8000));
+        let back: Vec<PositionRow> = payloads.iter().flat_map(|p| decode_positions(p)).collect();
+        assert_eq!(back, rows);
+        assert_eq!(decode_positions("garbage\n").count(), 0);
+    }
 }

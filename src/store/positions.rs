@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{live, StoreError};
 use crate::domain::Timestamp;
 use crate::ingest::decode::Point;
 
@@ -37,7 +37,6 @@ impl Latest {
 }
 
 /// A position never moves back in time: an older point (late or redelivered) leaves it alone.
-/// `changed_xid` (default on insert) is what every node's live index polls for.
 const UPSERT: &str = "\
 INSERT INTO vehicle_positions AS p
     (vehicle_id, ts, location, speed_kmh, heading_deg, fuel_pct, accuracy_m, received_at)
@@ -47,8 +46,7 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float
 ON CONFLICT (vehicle_id) DO UPDATE SET
     ts = EXCLUDED.ts, location = EXCLUDED.location, speed_kmh = EXCLUDED.speed_kmh,
     heading_deg = EXCLUDED.heading_deg, fuel_pct = EXCLUDED.fuel_pct,
-    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now(),
-    changed_xid = pg_current_xact_id()
+    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now()
 WHERE p.ts < EXCLUDED.ts";
 
 pub async fn upsert(tx: &Transaction<'_>, latest: &Latest) -> Result<u64, StoreError> {
@@ -77,12 +75,28 @@ pub async fn upsert(tx: &Transaction<'_>, latest: &Latest) -> Result<u64, StoreE
         acc.push(p.accuracy_m);
         received.push(r.to_datetime());
     }
-    Ok(tx
+    let n = tx
         .execute(
             UPSERT,
             &[
                 &ids, &ts, &lon, &lat, &speed, &heading, &fuel, &acc, &received,
             ],
         )
-        .await?)
+        .await?;
+    // Delivered to every node's live index at commit, and only if this transaction commits.
+    let notices =
+        live::encode_positions(latest.rows.iter().map(|(id, (p, _))| live::PositionRow {
+            vehicle_id: *id,
+            lat: p.position.lat(),
+            lon: p.position.lon(),
+            ts_us: p.ts.unix_micros(),
+            speed_kmh: p.speed_kmh,
+            heading_deg: p.heading_deg,
+        }));
+    tx.execute(
+        "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
+        &[&live::POSITIONS_CHANNEL, &notices],
+    )
+    .await?;
+    Ok(n)
 }
