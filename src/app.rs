@@ -47,10 +47,15 @@ impl Application {
         drop(client);
 
         let shutdown = Shutdown::default();
-        let pipeline = settings
-            .ingest_enabled
-            .then(|| Pipeline::start(&settings, partitions.clone(), shutdown.clone()));
         let live = Arc::new(Live::default());
+        let pipeline = settings.ingest_enabled.then(|| {
+            Pipeline::start(
+                &settings,
+                partitions.clone(),
+                live.watched.clone(),
+                shutdown.clone(),
+            )
+        });
         let live_feed = live::spawn(
             live.clone(),
             settings.database_url.clone(),

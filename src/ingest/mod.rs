@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::live::Watched;
 use crate::shutdown::Shutdown;
 use crate::store::partitions::Partitions;
 use ack::Acker;
@@ -66,7 +67,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn start(settings: &Settings, partitions: Arc<Partitions>, shutdown: Shutdown) -> Self {
+    pub fn start(
+        settings: &Settings,
+        partitions: Arc<Partitions>,
+        watched: Watched,
+        shutdown: Shutdown,
+    ) -> Self {
         let mut source = MqttSource::start(&settings.mqtt, shutdown);
         let deliveries = std::mem::replace(&mut source.deliveries, mpsc::channel(1).1);
         let (batch_tx, batch_rx) = mpsc::channel(WRITER_QUEUE);
@@ -95,6 +101,7 @@ impl Pipeline {
             resolver: Arc::new(Resolver::new(settings.ingest.unknown_vehicle_ttl)),
             partitions,
             acker: source.acker.clone(),
+            watched,
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)

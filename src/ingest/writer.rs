@@ -19,6 +19,7 @@ use super::mqtt::Delivery;
 use super::resolver::Resolver;
 use super::Message;
 use crate::domain::Timestamp;
+use crate::live::Watched;
 use crate::observability::{self, BatchReport};
 use crate::store::copy::CopyBuffer;
 use crate::store::dead_letters::DeadLetter;
@@ -36,6 +37,7 @@ pub struct Writer {
     pub resolver: Arc<Resolver>,
     pub partitions: Arc<Partitions>,
     pub acker: Acker,
+    pub watched: Watched,
 }
 
 impl Writer {
@@ -92,7 +94,8 @@ impl Writer {
             .map(|m| m.decoded.external_id.as_deref().unwrap_or(""))
             .collect();
         let vehicles = self.resolver.resolve(client, &ids).await?;
-        let prepared = prepare(batch, &vehicles);
+        let mut prepared = prepare(batch, &vehicles);
+        prepared.notices = prepared.latest.notices(&self.watched.get());
         self.partitions
             .ensure(client, prepared.days.iter().copied())
             .await?;

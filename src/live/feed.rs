@@ -81,8 +81,8 @@ async fn session(
     let mut state = State::default();
     let target = live.requested();
     let started = Timestamp::now();
-    state.reload_availability(&client).await?;
-    state.apply(source::all_positions(&client).await?);
+    // Every watched vehicle joins the (empty) set here, so this reads their positions too.
+    state.reload_availability(&client, &live.watched).await?;
     live.publish(state.build(), started, Some(target));
 
     tokio::pin!(closed);
@@ -97,7 +97,7 @@ async fn session(
             _ = live.reload_wanted() => {
                 let target = live.requested();
                 let started = Timestamp::now();
-                state.reload_availability(&client).await?;
+                state.reload_availability(&client, &live.watched).await?;
                 observability::live_availability_reloaded();
                 live.publish(state.build(), started, Some(target));
                 dirty = false;
@@ -114,8 +114,9 @@ async fn session(
                     dirty |= state.apply(rows);
                 }
                 if overflowed.swap(false, Ordering::AcqRel) {
-                    tracing::warn!("live index fell behind the position stream; re-reading all positions");
-                    dirty |= state.apply(source::all_positions(&client).await?);
+                    tracing::warn!("live index fell behind the position stream; re-reading positions");
+                    let watched: Vec<Uuid> = state.shift_vehicles.iter().copied().collect();
+                    dirty |= state.apply(source::positions_of(&client, &watched).await?);
                 }
                 if dirty {
                     live.publish(state.build(), started, None);
@@ -140,7 +141,7 @@ struct Shift {
 
 #[derive(Default)]
 struct State {
-    /// Every vehicle's latest fix: a vehicle whose driver becomes available needs no re-read.
+    /// Latest fixes of watched vehicles (and of vehicles watched earlier).
     fixes: HashMap<Uuid, Fix>,
     shifts: Vec<Shift>,
     /// Vehicles with a shift in `shifts`: only their moves change the index.
@@ -148,7 +149,14 @@ struct State {
 }
 
 impl State {
-    async fn reload_availability(&mut self, client: &Client) -> Result<(), StoreError> {
+    /// Reloads who is available, tells the ingest writers which vehicles to announce from now
+    /// on, then reads the positions of vehicles that just joined (announcements for them were
+    /// skipped until now).
+    async fn reload_availability(
+        &mut self,
+        client: &Client,
+        watched: &super::Watched,
+    ) -> Result<(), StoreError> {
         let rows = source::available_shifts(client).await?;
         // One shared string per distinct vehicle type, not one per shift.
         let mut types: HashMap<String, Arc<str>> = HashMap::new();
@@ -168,7 +176,16 @@ impl State {
                 ends_us: r.ends.map_or(i64::MAX, |e| e.timestamp_micros()),
             })
             .collect();
-        self.shift_vehicles = self.shifts.iter().map(|s| s.vehicle_id).collect();
+        let now_watched: HashSet<Uuid> = self.shifts.iter().map(|s| s.vehicle_id).collect();
+        watched.set(now_watched.clone());
+        let joined: Vec<Uuid> = now_watched
+            .difference(&self.shift_vehicles)
+            .copied()
+            .collect();
+        self.shift_vehicles = now_watched;
+        if !joined.is_empty() {
+            self.apply(source::positions_of(client, &joined).await?);
+        }
         Ok(())
     }
 

@@ -9,11 +9,13 @@ pub mod geodesy;
 pub mod keys;
 pub mod nearest;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
+use uuid::Uuid;
 
 pub use feed::spawn;
 use keys::KeyCache;
@@ -28,8 +30,32 @@ pub const MAX_STALENESS: Duration = Duration::from_secs(5);
 /// How long a writer waits for its own change to show in the index before answering anyway.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
 
+/// The vehicles whose positions the index needs: those with a not-yet-ended shift of an
+/// available driver. Ingest writers announce only these vehicles' positions (NOTIFY is not free:
+/// announcing every position cost ~10 % of 1-point/message ingest), and a vehicle that joins the
+/// set has its position re-read from the table by the reload that added it.
+#[derive(Clone, Default)]
+pub struct Watched(Arc<RwLock<Arc<HashSet<Uuid>>>>);
+
+impl Watched {
+    pub fn get(&self) -> Arc<HashSet<Uuid>> {
+        match self.0.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, vehicles: HashSet<Uuid>) {
+        match self.0.write() {
+            Ok(mut s) => *s = Arc::new(vehicles),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(vehicles),
+        }
+    }
+}
+
 pub struct Live {
     pub keys: KeyCache,
+    pub watched: Watched,
     snapshot: RwLock<Arc<Snapshot>>,
     /// When the data in `snapshot` was last known current (unix µs); 0 until the first load.
     as_of_us: AtomicI64,
@@ -42,6 +68,7 @@ impl Default for Live {
     fn default() -> Self {
         Self {
             keys: KeyCache::default(),
+            watched: Watched::default(),
             snapshot: RwLock::default(),
             as_of_us: AtomicI64::new(0),
             requested: AtomicU64::new(0),

@@ -1,5 +1,5 @@
-//! What the live index reads and hears: all latest positions and the `driver_availability`
-//! view (at start and after a lost connection), and a LISTEN connection on which every node
+//! What the live index reads and hears: the `driver_availability` view and the positions of
+//! the vehicles it names (at start, after a lost connection, and as availability changes), and a LISTEN connection on which every node
 //! hears committed positions (`meridian_positions`, sent by the ingest writer inside its
 //! transaction), availability changes and API-key changes (statement-level triggers).
 
@@ -79,17 +79,20 @@ pub fn decode_positions(payload: &str) -> impl Iterator<Item = PositionRow> + '_
     })
 }
 
-/// Every vehicle's latest position.
-pub async fn all_positions(client: &impl GenericClient) -> Result<Vec<PositionRow>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT vehicle_id, ST_Y(location), ST_X(location), ts, speed_kmh, heading_deg \
-             FROM vehicle_positions",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
+const POSITION_COLUMNS: &str =
+    "SELECT vehicle_id, ST_Y(location), ST_X(location), ts, speed_kmh, heading_deg FROM vehicle_positions";
+
+/// These vehicles' latest positions (by primary key).
+pub async fn positions_of(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<Vec<PositionRow>, StoreError> {
+    let sql = format!("{POSITION_COLUMNS} WHERE vehicle_id = ANY($1)");
+    Ok(position_rows(client.query(&sql, &[&ids]).await?))
+}
+
+fn position_rows(rows: Vec<tokio_postgres::Row>) -> Vec<PositionRow> {
+    rows.iter()
         .map(|r| PositionRow {
             vehicle_id: r.get(0),
             lat: r.get(1),
@@ -98,7 +101,7 @@ pub async fn all_positions(client: &impl GenericClient) -> Result<Vec<PositionRo
             speed_kmh: r.get(4),
             heading_deg: r.get(5),
         })
-        .collect())
+        .collect()
 }
 
 pub struct AvailableShift {

@@ -1,5 +1,7 @@
 //! Latest position per vehicle, upserted in the same transaction as the telemetry batch.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
@@ -31,6 +33,20 @@ impl Latest {
         self.rows.len()
     }
 
+    /// NOTIFY payloads for the live index: the positions of the vehicles it watches.
+    pub fn notices(&self, watched: &HashSet<Uuid>) -> Vec<String> {
+        live::encode_positions(self.rows.iter().filter(|(id, _)| watched.contains(id)).map(
+            |(id, (p, _))| live::PositionRow {
+                vehicle_id: *id,
+                lat: p.position.lat(),
+                lon: p.position.lon(),
+                ts_us: p.ts.unix_micros(),
+                speed_kmh: p.speed_kmh,
+                heading_deg: p.heading_deg,
+            },
+        ))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -49,7 +65,12 @@ ON CONFLICT (vehicle_id) DO UPDATE SET
     accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now()
 WHERE p.ts < EXCLUDED.ts";
 
-pub async fn upsert(tx: &Transaction<'_>, latest: &Latest) -> Result<u64, StoreError> {
+/// Upserts the batch's latest positions and announces `notices` (see `Latest::notices`).
+pub async fn upsert(
+    tx: &Transaction<'_>,
+    latest: &Latest,
+    notices: &[String],
+) -> Result<u64, StoreError> {
     if latest.is_empty() {
         return Ok(0);
     }
@@ -84,19 +105,12 @@ pub async fn upsert(tx: &Transaction<'_>, latest: &Latest) -> Result<u64, StoreE
         )
         .await?;
     // Delivered to every node's live index at commit, and only if this transaction commits.
-    let notices =
-        live::encode_positions(latest.rows.iter().map(|(id, (p, _))| live::PositionRow {
-            vehicle_id: *id,
-            lat: p.position.lat(),
-            lon: p.position.lon(),
-            ts_us: p.ts.unix_micros(),
-            speed_kmh: p.speed_kmh,
-            heading_deg: p.heading_deg,
-        }));
-    tx.execute(
-        "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
-        &[&live::POSITIONS_CHANNEL, &notices],
-    )
-    .await?;
+    if !notices.is_empty() {
+        tx.execute(
+            "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
+            &[&live::POSITIONS_CHANNEL, &notices],
+        )
+        .await?;
+    }
     Ok(n)
 }

@@ -23,6 +23,8 @@ pub struct PreparedBatch {
     pub copy: Option<Bytes>,
     pub rows: u64,
     pub latest: Latest,
+    /// `latest`, as NOTIFY payloads for the live index (watched vehicles only).
+    pub notices: Vec<String>,
     pub dead_letters: Vec<DeadLetter>,
     /// UTC days (since the epoch) the rows fall in: their partitions must exist first.
     pub days: BTreeSet<i64>,
@@ -79,7 +81,7 @@ async fn attempt(
             tx.execute(sql.as_str(), &[]).await?
         }
     };
-    positions::upsert(&tx, &batch.latest).await?;
+    positions::upsert(&tx, &batch.latest, &batch.notices).await?;
     let dead = dead_letters::insert(&tx, &batch.dead_letters).await?;
     tx.commit().await?;
     Ok(Written {

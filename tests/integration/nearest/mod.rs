@@ -292,6 +292,18 @@ async fn only_available_drivers_on_an_active_shift_with_a_fresh_position_are_off
         .unwrap();
     wait_for_index(&app, &desk, at, 1).await;
     assert_eq!(external_ids(&nearest(&desk, at).await), ["ok-van"]);
+    // The off-duty driver's vehicle reported while unwatched (ingest does not announce it);
+    // making the driver available reads its position, so it is offered at once, where it is.
+    let (status, _) = desk
+        .patch(
+            &format!("/v1/drivers/{}", off.id),
+            json!({"status": "available"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let items = nearest(&desk, at).await;
+    assert_eq!(external_ids(&items), ["ok-van", "off-duty"]);
+    assert_eq!(items[1]["lat"].as_f64(), Some(59.912));
 }
 
 #[tokio::test]
