@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use meridian::live::nearest::{Candidate, Fix, NearestQuery, Snapshot};
+use meridian::live::nearest::{Candidate, Fix, NearestQuery, Shift, Snapshot};
 use uuid::Uuid;
 
 const NOW: i64 = 1_800_000_000_000_000;
@@ -32,15 +32,15 @@ fn candidates(n: u128, rng: &mut Rng) -> Vec<Candidate> {
                 speed_kmh: Some(30.0),
                 heading_deg: Some(90.0),
             };
-            Candidate::new(
-                Uuid::from_u128(i),
-                Uuid::from_u128(1 << 64 | i),
-                format!("sim-{i:06}").into(),
-                Some("van".into()),
-                NOW - 3_600_000_000,
-                i64::MAX,
-                fix,
-            )
+            let shift = Shift {
+                driver_id: Uuid::from_u128(i),
+                vehicle_id: Uuid::from_u128(1 << 64 | i),
+                external_id: format!("sim-{i:06}").into(),
+                vehicle_type: Some("van".into()),
+                starts_us: NOW - 3_600_000_000,
+                ends_us: i64::MAX,
+            };
+            Candidate::new(shift, fix)
         })
         .collect()
 }

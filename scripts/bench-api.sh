@@ -45,15 +45,7 @@ DATABASE_URL=$ADMIN_URL bash scripts/deps.sh
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v pgbench >/dev/null 2>&1 || die "pgbench not found (it ships with the PostgreSQL server packages)"
 ensure_cargo_on_path || die "cargo not found"
-if [[ -n ${MERIDIAN_BIN_DIR:-} ]]; then
-  BIN=$MERIDIAN_BIN_DIR
-else
-  step "building release binaries"
-  cargo build --release --locked -p meridian -p meridian-sim
-  BIN=$(target_dir)/release
-fi
-MERIDIAN=$BIN/meridian
-SIM=$BIN/meridian-sim
+release_binaries
 
 mkdir -p "$STATE_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench-api.XXXXXX")

@@ -39,15 +39,7 @@ DATABASE_URL=$ADMIN_URL bash scripts/deps.sh
 command -v python3 >/dev/null 2>&1 || apt_install python3
 ensure_cargo_on_path || die "cargo not found"
 
-if [[ -n ${MERIDIAN_BIN_DIR:-} ]]; then
-  BIN=$MERIDIAN_BIN_DIR # benchmark binaries built elsewhere (e.g. another commit)
-else
-  step "building release binaries"
-  cargo build --release --locked -p meridian -p meridian-sim
-  BIN=$(target_dir)/release
-fi
-MERIDIAN=$BIN/meridian
-SIM=$BIN/meridian-sim
+release_binaries
 
 mkdir -p "$STATE_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench.XXXXXX")

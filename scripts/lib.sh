@@ -169,3 +169,18 @@ ensure_cargo_on_path() {
 target_dir() {
   echo "${CARGO_TARGET_DIR:-$MERIDIAN_ROOT/target}"
 }
+
+# Sets MERIDIAN and SIM to the release binaries the benchmarks run: those in $MERIDIAN_BIN_DIR
+# (built elsewhere, e.g. from another commit, to compare) or target/release, built now.
+release_binaries() {
+  local bin
+  if [[ -n ${MERIDIAN_BIN_DIR:-} ]]; then
+    bin=$MERIDIAN_BIN_DIR
+  else
+    step "building release binaries"
+    cargo build --release --locked -p meridian -p meridian-sim
+    bin=$(target_dir)/release
+  fi
+  MERIDIAN=$bin/meridian
+  SIM=$bin/meridian-sim
+}

@@ -76,29 +76,25 @@ pub async fn nearest(
 ) -> Result<Response, ApiError> {
     caller.require(ALLOWED)?;
     let query = validate(p)?;
-    let as_of = s
-        .live
-        .as_of()
-        .filter(|_| s.live.is_current())
-        .ok_or_else(|| {
-            ApiError::Unavailable("the live index is loading or has lost the database".into())
-        })?;
+    let as_of = s.live.current_as_of().ok_or_else(|| {
+        ApiError::Unavailable("the live index is loading or has lost the database".into())
+    })?;
     let snapshot = s.live.snapshot();
     let items = snapshot
         .nearest(&query)
         .into_iter()
         .map(|h| {
-            let c = h.candidate;
+            let (shift, fix) = (&h.candidate.shift, &h.candidate.fix);
             NearestDriver {
-                driver_id: c.driver_id,
-                vehicle_id: c.vehicle_id,
-                external_id: &c.external_id,
+                driver_id: shift.driver_id,
+                vehicle_id: shift.vehicle_id,
+                external_id: &shift.external_id,
                 distance_m: h.distance_m,
-                lon: c.fix.lon,
-                lat: c.fix.lat,
-                ts: Timestamp::from_unix_micros(c.fix.ts_us).to_datetime(),
-                speed_kmh: c.fix.speed_kmh,
-                heading_deg: c.fix.heading_deg,
+                lon: fix.lon,
+                lat: fix.lat,
+                ts: Timestamp::from_unix_micros(fix.ts_us).to_datetime(),
+                speed_kmh: fix.speed_kmh,
+                heading_deg: fix.heading_deg,
             }
         })
         .collect();

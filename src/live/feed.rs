@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::nearest::{Candidate, Fix, Snapshot};
+use super::nearest::{Candidate, Fix, Shift, Snapshot};
 use super::Live;
 use crate::domain::Timestamp;
 use crate::observability;
@@ -68,7 +68,9 @@ async fn session(
                 overflow.store(true, Ordering::Release);
             }
         }
-        source::AVAILABILITY_CHANNEL => notified.request_reload(),
+        source::AVAILABILITY_CHANNEL => {
+            notified.request();
+        }
         source::API_KEYS_CHANNEL => notified.keys.clear(),
         _ => {}
     })
@@ -129,20 +131,11 @@ async fn session(
     }
 }
 
-/// What availability is made of, as the feed holds it between reloads.
-struct Shift {
-    driver_id: Uuid,
-    vehicle_id: Uuid,
-    external_id: Arc<str>,
-    vehicle_type: Option<Arc<str>>,
-    starts_us: i64,
-    ends_us: i64,
-}
-
 #[derive(Default)]
 struct State {
     /// Latest fixes of watched vehicles (and of vehicles watched earlier).
     fixes: HashMap<Uuid, Fix>,
+    /// What availability is made of, as of the last reload.
     shifts: Vec<Shift>,
     /// Vehicles with a shift in `shifts`: only their moves change the index.
     shift_vehicles: HashSet<Uuid>,
@@ -193,21 +186,14 @@ impl State {
     /// goes back in time (as in the table): an older or repeated one is ignored.
     fn apply(&mut self, rows: Vec<source::PositionRow>) -> bool {
         let mut changed = false;
-        for r in rows {
-            let fix = Fix {
-                lat: r.lat,
-                lon: r.lon,
-                ts_us: r.ts_us,
-                speed_kmh: r.speed_kmh,
-                heading_deg: r.heading_deg,
-            };
+        for source::PositionRow { vehicle_id, fix } in rows {
             let newer = self
                 .fixes
-                .get(&r.vehicle_id)
-                .is_none_or(|held| held.ts_us < fix.ts_us);
+                .get(&vehicle_id)
+                .is_none_or(|held: &Fix| held.ts_us < fix.ts_us);
             if newer {
-                self.fixes.insert(r.vehicle_id, fix);
-                changed |= self.shift_vehicles.contains(&r.vehicle_id);
+                self.fixes.insert(vehicle_id, fix);
+                changed |= self.shift_vehicles.contains(&vehicle_id);
             }
         }
         changed
@@ -220,15 +206,7 @@ impl State {
             .iter()
             .filter_map(|s| {
                 let fix = *self.fixes.get(&s.vehicle_id)?;
-                Some(Candidate::new(
-                    s.driver_id,
-                    s.vehicle_id,
-                    s.external_id.clone(),
-                    s.vehicle_type.clone(),
-                    s.starts_us,
-                    s.ends_us,
-                    fix,
-                ))
+                Some(Candidate::new(s.clone(), fix))
             })
             .collect();
         let snapshot = Snapshot::build(candidates);

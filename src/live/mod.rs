@@ -86,18 +86,19 @@ impl Live {
         }
     }
 
-    /// When the index was last known to match the database; `None` before the first load.
-    pub fn as_of(&self) -> Option<Timestamp> {
-        match self.as_of_us.load(Ordering::Acquire) {
-            0 => None,
-            us => Some(Timestamp::from_unix_micros(us)),
-        }
+    /// When the index was last known to match the database, if it is loaded and that was
+    /// within `MAX_STALENESS`; `None` means it must not answer.
+    pub fn current_as_of(&self) -> Option<Timestamp> {
+        let as_of = match self.as_of_us.load(Ordering::Acquire) {
+            0 => return None,
+            us => Timestamp::from_unix_micros(us),
+        };
+        (as_of.secs_until(Timestamp::now()) <= MAX_STALENESS.as_secs_f64()).then_some(as_of)
     }
 
     /// Loaded, and refreshed within `MAX_STALENESS`.
     pub fn is_current(&self) -> bool {
-        self.as_of()
-            .is_some_and(|t| t.secs_until(Timestamp::now()) <= MAX_STALENESS.as_secs_f64())
+        self.current_as_of().is_some()
     }
 
     /// Called by a handler after committing a change to drivers, shifts or vehicles: returns
@@ -119,10 +120,6 @@ impl Live {
         let want = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
         self.wake.notify_one();
         want
-    }
-
-    fn request_reload(&self) {
-        self.request();
     }
 
     fn requested(&self) -> u64 {

@@ -11,54 +11,32 @@ use rstar::{PointDistance, RTree, RTreeObject, AABB};
 use uuid::Uuid;
 
 use super::geodesy;
+pub use crate::store::live::Fix;
 
-/// A vehicle's latest fix, as the live index holds it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fix {
-    pub lat: f64,
-    pub lon: f64,
-    /// Unix microseconds, the device's time of the point.
-    pub ts_us: i64,
-    pub speed_kmh: Option<f64>,
-    pub heading_deg: Option<f64>,
-}
-
-/// An available driver's shift on a vehicle, with that vehicle's fix.
+/// An available driver's not-yet-ended shift on a vehicle.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub struct Shift {
     pub driver_id: Uuid,
     pub vehicle_id: Uuid,
     pub external_id: Arc<str>,
     pub vehicle_type: Option<Arc<str>>,
-    /// The shift `[starts, ends)` in unix microseconds; `ends` is `i64::MAX` when open.
+    /// `[starts, ends)` in unix microseconds; `ends` is `i64::MAX` when open.
     pub starts_us: i64,
     pub ends_us: i64,
+}
+
+/// A shift with its vehicle's fix, placed in the index by the fix's unit normal.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub shift: Shift,
     pub fix: Fix,
     normal: [f64; 3],
 }
 
 impl Candidate {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        driver_id: Uuid,
-        vehicle_id: Uuid,
-        external_id: Arc<str>,
-        vehicle_type: Option<Arc<str>>,
-        starts_us: i64,
-        ends_us: i64,
-        fix: Fix,
-    ) -> Self {
+    pub fn new(shift: Shift, fix: Fix) -> Self {
         let normal = geodesy::unit_normal(fix.lat, fix.lon);
-        Self {
-            driver_id,
-            vehicle_id,
-            external_id,
-            vehicle_type,
-            starts_us,
-            ends_us,
-            fix,
-            normal,
-        }
+        Self { shift, fix, normal }
     }
 }
 
@@ -136,12 +114,12 @@ impl Snapshot {
             if best.len() == q.limit && bound > best[q.limit - 1].distance_m {
                 break;
             }
-            let eligible = c.starts_us <= q.now_us
-                && q.now_us < c.ends_us
+            let eligible = c.shift.starts_us <= q.now_us
+                && q.now_us < c.shift.ends_us
                 && c.fix.ts_us >= oldest_us
                 && q.vehicle_type
                     .as_deref()
-                    .is_none_or(|t| c.vehicle_type.as_deref() == Some(t));
+                    .is_none_or(|t| c.shift.vehicle_type.as_deref() == Some(t));
             if !eligible {
                 continue;
             }
@@ -164,9 +142,12 @@ impl Snapshot {
 }
 
 fn by_distance(a: &Hit<'_>, b: &Hit<'_>) -> Ordering {
-    a.distance_m
-        .total_cmp(&b.distance_m)
-        .then(a.candidate.driver_id.cmp(&b.candidate.driver_id))
+    a.distance_m.total_cmp(&b.distance_m).then(
+        a.candidate
+            .shift
+            .driver_id
+            .cmp(&b.candidate.shift.driver_id),
+    )
 }
 
 #[cfg(test)]

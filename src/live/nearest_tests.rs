@@ -23,15 +23,15 @@ fn candidate(i: u128, lat: f64, lon: f64) -> Candidate {
         heading_deg: None,
     };
     let kind = if i.is_multiple_of(3) { "van" } else { "car" };
-    Candidate::new(
-        Uuid::from_u128(i),
-        Uuid::from_u128(1 << 64 | i),
-        format!("v{i}").into(),
-        Some(kind.into()),
-        NOW - 60 * MINUTE,
-        i64::MAX,
-        fix,
-    )
+    let shift = Shift {
+        driver_id: Uuid::from_u128(i),
+        vehicle_id: Uuid::from_u128(1 << 64 | i),
+        external_id: format!("v{i}").into(),
+        vehicle_type: Some(kind.into()),
+        starts_us: NOW - 60 * MINUTE,
+        ends_us: i64::MAX,
+    };
+    Candidate::new(shift, fix)
 }
 
 fn query(lat: f64, lon: f64) -> NearestQuery {
@@ -50,16 +50,16 @@ fn query(lat: f64, lon: f64) -> NearestQuery {
 fn brute_force(all: &[Candidate], q: &NearestQuery) -> Vec<(Uuid, f64)> {
     let mut hits: Vec<(Uuid, f64)> = all
         .iter()
-        .filter(|c| c.starts_us <= q.now_us && q.now_us < c.ends_us)
+        .filter(|c| c.shift.starts_us <= q.now_us && q.now_us < c.shift.ends_us)
         .filter(|c| c.fix.ts_us >= q.now_us - q.max_age_us)
         .filter(|c| {
             q.vehicle_type
                 .as_deref()
-                .is_none_or(|t| c.vehicle_type.as_deref() == Some(t))
+                .is_none_or(|t| c.shift.vehicle_type.as_deref() == Some(t))
         })
         .map(|c| {
             let d = geodesy::distance_m(q.lat, q.lon, c.fix.lat, c.fix.lon);
-            (c.driver_id, d)
+            (c.shift.driver_id, d)
         })
         .filter(|(_, d)| q.radius_m.is_none_or(|r| *d <= r))
         .collect();
@@ -71,7 +71,7 @@ fn brute_force(all: &[Candidate], q: &NearestQuery) -> Vec<(Uuid, f64)> {
 fn answer(s: &Snapshot, q: &NearestQuery) -> Vec<(Uuid, f64)> {
     s.nearest(q)
         .iter()
-        .map(|h| (h.candidate.driver_id, h.distance_m))
+        .map(|h| (h.candidate.shift.driver_id, h.distance_m))
         .collect()
 }
 
@@ -96,10 +96,10 @@ fn matches_brute_force_everywhere_including_poles_and_the_antimeridian() {
             c.fix.ts_us = NOW - 30 * MINUTE; // stale for a 5-minute max age
         }
         if i % 11 == 0 {
-            c.starts_us = NOW + MINUTE; // shift not started yet
+            c.shift.starts_us = NOW + MINUTE; // shift not started yet
         }
         if i % 13 == 0 {
-            c.ends_us = NOW; // shift just ended: [starts, ends) excludes now
+            c.shift.ends_us = NOW; // shift just ended: [starts, ends) excludes now
         }
         all.push(c);
     }

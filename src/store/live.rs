@@ -20,15 +20,21 @@ pub const API_KEYS_CHANNEL: &str = "meridian_api_keys";
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay clear of it.
 const MAX_PAYLOAD: usize = 7_900;
 
+/// A vehicle's latest fix, as the live index holds it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PositionRow {
-    pub vehicle_id: Uuid,
+pub struct Fix {
     pub lat: f64,
     pub lon: f64,
-    /// Unix microseconds of the point.
+    /// Unix microseconds, the device's time of the point.
     pub ts_us: i64,
     pub speed_kmh: Option<f64>,
     pub heading_deg: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PositionRow {
+    pub vehicle_id: Uuid,
+    pub fix: Fix,
 }
 
 /// Positions as NOTIFY payloads: one line per position, `<uuid hex> <lat> <lon> <ts µs>
@@ -37,21 +43,30 @@ pub fn encode_positions(rows: impl Iterator<Item = PositionRow>) -> Vec<String> 
     use std::fmt::Write;
     let mut payloads = Vec::new();
     let mut current = String::with_capacity(MAX_PAYLOAD + 128);
-    let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut line = String::with_capacity(128);
     for r in rows {
-        let line = format!(
-            "{} {} {} {} {} {}\n",
+        line.clear();
+        let f = r.fix;
+        let _ = write!(
+            line,
+            "{} {} {} {} ",
             r.vehicle_id.simple(),
-            r.lat,
-            r.lon,
-            r.ts_us,
-            opt(r.speed_kmh),
-            opt(r.heading_deg)
+            f.lat,
+            f.lon,
+            f.ts_us
         );
+        for v in [f.speed_kmh, f.heading_deg] {
+            let _ = match v {
+                Some(v) => write!(line, "{v} "),
+                None => write!(line, "- "),
+            };
+        }
+        line.pop();
+        line.push('\n');
         if current.len() + line.len() > MAX_PAYLOAD {
             payloads.push(std::mem::take(&mut current));
         }
-        let _ = current.write_str(&line);
+        current.push_str(&line);
     }
     if !current.is_empty() {
         payloads.push(current);
@@ -69,11 +84,13 @@ pub fn decode_positions(payload: &str) -> impl Iterator<Item = PositionRow> + '_
         let mut f = line.split(' ');
         let row = PositionRow {
             vehicle_id: Uuid::try_parse(f.next()?).ok()?,
-            lat: f.next()?.parse().ok()?,
-            lon: f.next()?.parse().ok()?,
-            ts_us: f.next()?.parse().ok()?,
-            speed_kmh: opt(f.next()?)?,
-            heading_deg: opt(f.next()?)?,
+            fix: Fix {
+                lat: f.next()?.parse().ok()?,
+                lon: f.next()?.parse().ok()?,
+                ts_us: f.next()?.parse().ok()?,
+                speed_kmh: opt(f.next()?)?,
+                heading_deg: opt(f.next()?)?,
+            },
         };
         Some(row)
     })
@@ -95,11 +112,13 @@ fn position_rows(rows: Vec<tokio_postgres::Row>) -> Vec<PositionRow> {
     rows.iter()
         .map(|r| PositionRow {
             vehicle_id: r.get(0),
-            lat: r.get(1),
-            lon: r.get(2),
-            ts_us: r.get::<_, DateTime<Utc>>(3).timestamp_micros(),
-            speed_kmh: r.get(4),
-            heading_deg: r.get(5),
+            fix: Fix {
+                lat: r.get(1),
+                lon: r.get(2),
+                ts_us: r.get::<_, DateTime<Utc>>(3).timestamp_micros(),
+                speed_kmh: r.get(4),
+                heading_deg: r.get(5),
+            },
         })
         .collect()
 }
@@ -183,11 +202,13 @@ mod tests {
         let rows: Vec<PositionRow> = (0..500u128)
             .map(|i| PositionRow {
                 vehicle_id: Uuid::from_u128(i * 0x1234_5678_9abc_def1),
-                lat: -17.8 + i as f64 * 1e-7,
-                lon: if i % 2 == 0 { 179.999_999_9 } else { -180.0 },
-                ts_us: 1_800_000_000_123_456 + i as i64,
-                speed_kmh: (i % 3 != 0).then_some(31.25),
-                heading_deg: (i % 5 != 0).then_some(0.1 + 0.2),
+                fix: Fix {
+                    lat: -17.8 + i as f64 * 1e-7,
+                    lon: if i % 2 == 0 { 179.999_999_9 } else { -180.0 },
+                    ts_us: 1_800_000_000_123_456 + i as i64,
+                    speed_kmh: (i % 3 != 0).then_some(31.25),
+                    heading_deg: (i % 5 != 0).then_some(0.1 + 0.2),
+                },
             })
             .collect();
         let payloads = encode_positions(rows.iter().copied());

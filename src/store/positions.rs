@@ -38,11 +38,13 @@ impl Latest {
         live::encode_positions(self.rows.iter().filter(|(id, _)| watched.contains(id)).map(
             |(id, (p, _))| live::PositionRow {
                 vehicle_id: *id,
-                lat: p.position.lat(),
-                lon: p.position.lon(),
-                ts_us: p.ts.unix_micros(),
-                speed_kmh: p.speed_kmh,
-                heading_deg: p.heading_deg,
+                fix: live::Fix {
+                    lat: p.position.lat(),
+                    lon: p.position.lon(),
+                    ts_us: p.ts.unix_micros(),
+                    speed_kmh: p.speed_kmh,
+                    heading_deg: p.heading_deg,
+                },
             },
         ))
     }
