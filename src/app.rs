@@ -14,6 +14,7 @@ use crate::ingest::ack::Acker;
 use crate::ingest::Pipeline;
 use crate::live::{self, Live};
 use crate::observability;
+use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 use crate::store::{self, migrate, partitions::Partitions};
 
@@ -47,6 +48,7 @@ impl Application {
         drop(client);
 
         let shutdown = Shutdown::default();
+        let readiness = Readiness::default();
         let live = Arc::new(Live::default());
         let pipeline = settings.ingest_enabled.then(|| {
             Pipeline::start(
@@ -54,6 +56,7 @@ impl Application {
                 partitions.clone(),
                 live.watched.clone(),
                 shutdown.clone(),
+                readiness.clone(),
             )
         });
         let live_feed = live::spawn(
@@ -67,6 +70,7 @@ impl Application {
             broker: pipeline.as_ref().map(Pipeline::broker_status),
             metrics,
             live,
+            readiness,
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await

@@ -13,5 +13,6 @@ pub mod domain;
 pub mod ingest;
 pub mod live;
 pub mod observability;
+pub mod readiness;
 pub mod shutdown;
 pub mod store;

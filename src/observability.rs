@@ -30,6 +30,8 @@ pub const LIVE_CANDIDATES: &str = "meridian_live_index_candidates";
 pub const LIVE_REBUILD_DURATION: &str = "meridian_live_index_rebuild_duration_seconds";
 pub const LIVE_AVAILABILITY_RELOADS: &str = "meridian_live_availability_reloads_total";
 pub const LIVE_LISTENING: &str = "meridian_live_listen_connected";
+pub const NOT_READY: &str = "meridian_readiness_failures_total";
+pub const NOT_READY_NOW: &str = "meridian_readiness_failing";
 
 /// Lag buckets: sub-10 ms is what a healthy node shows, minutes is what a backlog looks like.
 const LAG_BUCKETS: &[f64] = &[
@@ -150,6 +152,14 @@ fn describe() {
         "1 while this node hears change notifications (API keys are cached only then)"
     );
     describe_counter!(
+        NOT_READY,
+        "Times a readiness check started failing, by check"
+    );
+    describe_gauge!(
+        NOT_READY_NOW,
+        "1 while a readiness check is failing, by check"
+    );
+    describe_counter!(
         PARTITIONS_DROPPED,
         "Telemetry partitions dropped by raw retention"
     );
@@ -240,4 +250,15 @@ pub fn live_availability_reloaded() {
 
 pub fn live_listening(up: bool) {
     gauge!(LIVE_LISTENING).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn not_ready(check: &'static str, reason: &str) {
+    counter!(NOT_READY, "check" => check).increment(1);
+    gauge!(NOT_READY_NOW, "check" => check).set(1.0);
+    tracing::warn!(check, reason, "not ready");
+}
+
+pub fn ready_again(check: &'static str) {
+    gauge!(NOT_READY_NOW, "check" => check).set(0.0);
+    tracing::info!(check, "readiness check passes again");
 }

@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::schema::{Health, Readiness, ReadinessChecks};
+use super::schema::{FailingCheck, Health, Readiness, ReadinessChecks};
 use super::AppState;
 use crate::store::migrate;
 
@@ -21,7 +21,7 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// Ready = database reachable, schema at this binary's version, broker connected (if ingesting),
-/// live index loaded and current.
+/// live index loaded and current, and no part of the node reporting a failure (`failing`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -42,7 +42,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     };
     let broker = state.broker.as_ref().map(|b| b.is_connected());
     let live_index = state.live.is_current();
-    let ready = db_ok && migrations_ok && broker != Some(false) && live_index;
+    let failing: Vec<FailingCheck> = state
+        .readiness
+        .failing()
+        .into_iter()
+        .map(|(check, reason)| FailingCheck { check, reason })
+        .collect();
+    let ready = db_ok && migrations_ok && broker != Some(false) && live_index && failing.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -59,6 +65,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         Json(Readiness {
             status: if ready { "ready" } else { "not_ready" },
             checks,
+            failing,
         }),
     )
 }

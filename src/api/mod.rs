@@ -35,6 +35,7 @@ pub use error::ApiError;
 use crate::ingest::mqtt::BrokerStatus;
 use crate::live::Live;
 use crate::observability;
+use crate::readiness::Readiness;
 
 /// A request that takes longer than this is answered 503 instead of holding a connection.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// This node's in-memory index (nearest drivers) and API-key cache.
     pub live: Arc<Live>,
+    /// Conditions raised by the node's parts (ingest, broker) while they cannot do their job.
+    pub readiness: Readiness,
 }
 
 #[derive(OpenApi)]

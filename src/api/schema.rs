@@ -32,6 +32,15 @@ pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: &'static str,
     pub checks: ReadinessChecks,
+    /// Every part of the node that cannot do its job right now, with the reason.
+    pub failing: Vec<FailingCheck>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FailingCheck {
+    /// Which part: e.g. `ingest_writer`, `mqtt_subscription`, `mqtt_session`.
+    pub check: &'static str,
+    pub reason: String,
 }
 
 #[derive(Serialize, ToSchema)]

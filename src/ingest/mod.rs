@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::live::Watched;
+use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 use crate::store::partitions::Partitions;
 use ack::Acker;
@@ -72,8 +73,9 @@ impl Pipeline {
         partitions: Arc<Partitions>,
         watched: Watched,
         shutdown: Shutdown,
+        readiness: Readiness,
     ) -> Self {
-        let mut source = MqttSource::start(&settings.mqtt, shutdown);
+        let mut source = MqttSource::start(&settings.mqtt, shutdown, readiness.clone());
         let deliveries = std::mem::replace(&mut source.deliveries, mpsc::channel(1).1);
         let (batch_tx, batch_rx) = mpsc::channel(WRITER_QUEUE);
 
@@ -102,6 +104,7 @@ impl Pipeline {
             partitions,
             acker: source.acker.clone(),
             watched,
+            readiness,
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)

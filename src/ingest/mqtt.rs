@@ -24,6 +24,7 @@ use super::ack::{AckToken, Acker, Generation};
 use crate::config::MqttSettings;
 use crate::domain::Timestamp;
 use crate::observability;
+use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 
 /// Largest packet we accept from the broker: above the decoder's payload limit, so an
@@ -61,7 +62,7 @@ pub struct MqttSource {
 }
 
 impl MqttSource {
-    pub fn start(settings: &MqttSettings, shutdown: Shutdown) -> Self {
+    pub fn start(settings: &MqttSettings, shutdown: Shutdown, readiness: Readiness) -> Self {
         let mut options = MqttOptions::new(
             settings.client_id.clone(),
             settings.host.clone(),
@@ -89,6 +90,7 @@ impl MqttSource {
             status: status.clone(),
             filters: filters(settings),
             shutdown,
+            readiness,
             overflow: VecDeque::new(),
         };
         let task = tokio::spawn(poller.run());
@@ -133,6 +135,8 @@ struct Poller {
     status: BrokerStatus,
     filters: Vec<String>,
     shutdown: Shutdown,
+    /// Where the source says why it is not consuming (no subscription, session taken over).
+    readiness: Readiness,
     /// Deliveries beyond the channel's capacity (broker exceeding receive-maximum), in order.
     overflow: VecDeque<Delivery>,
 }

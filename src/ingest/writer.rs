@@ -21,6 +21,7 @@ use super::Message;
 use crate::domain::Timestamp;
 use crate::live::Watched;
 use crate::observability::{self, BatchReport};
+use crate::readiness::Readiness;
 use crate::store::copy::CopyBuffer;
 use crate::store::dead_letters::DeadLetter;
 use crate::store::partitions::Partitions;
@@ -38,6 +39,8 @@ pub struct Writer {
     pub partitions: Arc<Partitions>,
     pub acker: Acker,
     pub watched: Watched,
+    /// Raised while batches fail for a reason retrying alone may not fix.
+    pub readiness: Readiness,
 }
 
 impl Writer {
