@@ -3,11 +3,15 @@
 
 mod external_id;
 pub mod geofence;
+mod point;
 mod position;
+mod reason;
 mod role;
 mod timestamp;
 
 pub use external_id::{ExternalId, ExternalIdError};
+pub use point::Point;
 pub use position::{LatLon, PositionError};
+pub use reason::Reason;
 pub use role::{Role, RoleError};
 pub use timestamp::{Timestamp, TimestampError};

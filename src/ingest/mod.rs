@@ -22,12 +22,13 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::live::Watched;
+use crate::domain::Reason;
 use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
+use crate::store::live::Watched;
 use crate::store::partitions::Partitions;
 use ack::Acker;
-use decode::{DecodeError, Decoded, Decoder, Reason, Reject, Window};
+use decode::{DecodeError, Decoded, Decoder, Reject, Window};
 use mqtt::{BrokerStatus, Delivery, MqttSource};
 use resolver::Resolver;
 use writer::Writer;

@@ -9,19 +9,18 @@ pub mod geodesy;
 pub mod keys;
 pub mod nearest;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
-use uuid::Uuid;
 
 pub use feed::spawn;
 use keys::KeyCache;
 use nearest::Snapshot;
 
 use crate::domain::Timestamp;
+pub use crate::store::live::Watched;
 
 /// Past this, the index is not trusted to answer (its feed has lost the database): a
 /// nearest-driver query answers 503 rather than a possibly wrong list.
@@ -29,29 +28,6 @@ pub const MAX_STALENESS: Duration = Duration::from_secs(5);
 
 /// How long a writer waits for its own change to show in the index before answering anyway.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
-
-/// The vehicles whose positions the index needs: those with a not-yet-ended shift of an
-/// available driver. Ingest writers announce only these vehicles' positions (NOTIFY is not free:
-/// announcing every position cost ~10 % of 1-point/message ingest), and a vehicle that joins the
-/// set has its position re-read from the table by the reload that added it.
-#[derive(Clone, Default)]
-pub struct Watched(Arc<RwLock<Arc<HashSet<Uuid>>>>);
-
-impl Watched {
-    pub fn get(&self) -> Arc<HashSet<Uuid>> {
-        match self.0.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn set(&self, vehicles: HashSet<Uuid>) {
-        match self.0.write() {
-            Ok(mut s) => *s = Arc::new(vehicles),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(vehicles),
-        }
-    }
-}
 
 pub struct Live {
     pub keys: KeyCache,

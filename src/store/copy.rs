@@ -8,8 +8,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
+use crate::domain::Point;
 use crate::domain::Timestamp;
-use crate::ingest::decode::Point;
 
 /// Column order of every COPY into telemetry (and its staging twin).
 pub const COLUMNS: &str =

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
 use super::StoreError;
+use crate::domain::Reason;
 use crate::domain::Timestamp;
-use crate::ingest::decode::Reason;
 
 #[derive(Debug, Clone)]
 pub struct DeadLetter {

@@ -3,8 +3,10 @@
 //! hears committed positions (`meridian_positions`, sent by the ingest writer inside its
 //! transaction), availability changes and API-key changes (statement-level triggers).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -19,6 +21,31 @@ pub const API_KEYS_CHANNEL: &str = "meridian_api_keys";
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay clear of it.
 const MAX_PAYLOAD: usize = 7_900;
+
+/// The vehicles whose positions the index needs: those with a not-yet-ended shift of an
+/// available driver. Ingest writers announce only these vehicles' positions
+/// (`Latest::notices`) (NOTIFY is not free:
+/// announcing every position cost ~10 % of 1-point/message ingest), and a vehicle that joins the
+/// set has its position re-read from the table by the reload that added it.
+#[derive(Clone, Default)]
+pub struct Watched(Arc<RwLock<Arc<HashSet<Uuid>>>>);
+
+impl Watched {
+    pub fn get(&self) -> Arc<HashSet<Uuid>> {
+        match self.0.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaced whole by the live feed after each availability reload.
+    pub fn set(&self, vehicles: HashSet<Uuid>) {
+        match self.0.write() {
+            Ok(mut s) => *s = Arc::new(vehicles),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(vehicles),
+        }
+    }
+}
 
 /// A vehicle's latest fix, as the live index holds it.
 #[derive(Debug, Clone, Copy, PartialEq)]

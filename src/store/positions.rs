@@ -7,8 +7,8 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::{live, StoreError};
+use crate::domain::Point;
 use crate::domain::Timestamp;
-use crate::ingest::decode::Point;
 
 /// One row per vehicle: the newest point of the batch. Kept sorted by vehicle id so that
 /// concurrent writers lock `vehicle_positions` rows in the same order and cannot deadlock.

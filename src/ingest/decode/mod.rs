@@ -5,32 +5,19 @@
 //! the good points around it: each element is decoded on its own.
 
 mod canonical;
+mod error;
 mod fields;
 mod owntracks;
-mod reason;
 pub mod topic;
 
 use bytes::Bytes;
 
-use crate::domain::{LatLon, Timestamp};
-pub use reason::{DecodeError, Reason};
+use crate::domain::{Point, Reason, Timestamp};
+pub use error::DecodeError;
 pub use topic::Format;
 
 /// Most points one message may carry (the wire contract).
 pub const MAX_POINTS_PER_MESSAGE: usize = 1000;
-
-/// A validated telemetry point, ready to encode for COPY.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    pub ts: Timestamp,
-    pub position: LatLon,
-    pub speed_kmh: Option<f64>,
-    pub heading_deg: Option<f64>,
-    pub fuel_pct: Option<f64>,
-    pub accuracy_m: Option<f64>,
-    /// The `engine` object's JSON text, sliced from the payload without copying.
-    pub engine: Option<Bytes>,
-}
 
 /// Something that becomes a dead letter: why, and the bytes it concerned
 /// (the whole payload, or just the offending element of an array).

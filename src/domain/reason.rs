@@ -1,5 +1,7 @@
 //! Dead-letter reason codes: the stable, documented vocabulary for "why this was not stored".
-//! Clients alert on these strings, so they never change meaning once released.
+//! Clients alert on these strings, so they never change meaning once released. Shared by the
+//! decoder (which finds most of them), the writer (unknown vehicle, refused by the database)
+//! and the store (which persists them).
 
 use std::fmt;
 
@@ -80,23 +82,6 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Why a message or one point of it cannot be stored: a reason code plus a detail a human can act on.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{reason}: {detail}")]
-pub struct DecodeError {
-    pub reason: Reason,
-    pub detail: String,
-}
-
-impl DecodeError {
-    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-        }
     }
 }
 
