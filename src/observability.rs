@@ -16,6 +16,7 @@ pub const MESSAGES_IGNORED: &str = "meridian_ingest_messages_ignored_total";
 pub const POINTS_STORED: &str = "meridian_ingest_points_stored_total";
 pub const POINTS_DUPLICATE: &str = "meridian_ingest_points_duplicate_total";
 pub const DEAD_LETTERS: &str = "meridian_ingest_dead_letters_total";
+pub const FIELDS_DROPPED: &str = "meridian_ingest_fields_dropped_total";
 pub const BATCH_ROWS: &str = "meridian_ingest_batch_rows";
 pub const BATCH_DURATION: &str = "meridian_ingest_batch_duration_seconds";
 pub const LAG: &str = "meridian_ingest_lag_seconds";
@@ -110,6 +111,10 @@ fn describe() {
         "Redelivered points skipped because (vehicle_id, ts) was already stored"
     );
     describe_counter!(DEAD_LETTERS, "Dead letters committed, by reason code");
+    describe_counter!(
+        FIELDS_DROPPED,
+        "Optional measurements out of range (e.g. heading -1) stored as NULL with their point kept, by field"
+    );
     describe_histogram!(
         BATCH_ROWS,
         Unit::Count,
@@ -192,6 +197,10 @@ pub fn batch_committed(r: &BatchReport) {
 
 pub fn dead_letters(reason: &'static str, n: u64) {
     counter!(DEAD_LETTERS, "reason" => reason).increment(n);
+}
+
+pub fn fields_dropped(field: &'static str, n: u64) {
+    counter!(FIELDS_DROPPED, "field" => field).increment(n);
 }
 
 pub fn lag_seconds(lag: f64) {

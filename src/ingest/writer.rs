@@ -189,7 +189,8 @@ fn dead_letter(d: &Delivery, reason: Reason, detail: String, payload: bytes::Byt
     }
 }
 
-/// Metrics for what one transaction committed: dead letters by reason and per-point lag.
+/// Metrics for what one transaction committed: dead letters by reason, optional fields dropped
+/// by field, and per-point lag.
 fn observe_commit(batch: &[Message], vehicles: &[Option<uuid::Uuid>], prepared: &PreparedBatch) {
     let mut reasons: HashMap<Reason, u64> = HashMap::new();
     for letter in &prepared.dead_letters {
@@ -199,9 +200,16 @@ fn observe_commit(batch: &[Message], vehicles: &[Option<uuid::Uuid>], prepared: 
         observability::dead_letters(reason.as_str(), n);
     }
     let committed = Timestamp::now();
+    let mut dropped: HashMap<&'static str, u64> = HashMap::new();
     for (m, _) in batch.iter().zip(vehicles).filter(|(_, v)| v.is_some()) {
         for p in &m.decoded.points {
             observability::lag_seconds(p.ts.secs_until(committed));
         }
+        for field in &m.decoded.dropped {
+            *dropped.entry(field).or_default() += 1;
+        }
+    }
+    for (field, n) in dropped {
+        observability::fields_dropped(field, n);
     }
 }

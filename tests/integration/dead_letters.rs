@@ -44,11 +44,6 @@ async fn every_dead_letter_class_is_recorded_and_good_points_beside_it_are_kept(
             format!(r#"{{"ts":{t},"lat":5e400,"lon":2}}"#).into_bytes(),
         ),
         (
-            "value_out_of_range",
-            "good".into(),
-            format!(r#"{{"ts":{t},"lat":5,"lon":2,"heading_deg":400}}"#).into_bytes(),
-        ),
-        (
             "invalid_timestamp",
             "good".into(),
             br#"{"ts":"last tuesday","lat":5,"lon":2}"#.to_vec(),
@@ -149,4 +144,71 @@ async fn every_dead_letter_class_is_recorded_and_good_points_beside_it_are_kept(
         row.get::<_, String>(2).contains("\"ts\""),
         "detail names the missing field"
     );
+}
+
+/// Trackers send `-1` for an unknown course or speed: the position is kept, the measurement
+/// stored as NULL and counted per field, and no dead letter is written.
+#[tokio::test]
+async fn an_invalid_optional_measurement_keeps_its_position() {
+    let app = spawn_app().await;
+    app.register(&["truck-1", "alice/phone"]).await;
+    let t = now_ms() - 1000;
+    let metric =
+        |field: &str| format!(r#"meridian_ingest_fields_dropped_total{{field="{field}"}}"#);
+    let before = app.get("/metrics").await.1;
+    app.publisher
+        .telemetry(
+            "truck-1",
+            format!(r#"{{"ts":{t},"lat":5,"lon":2,"speed_kmh":31,"heading_deg":-1}}"#),
+        )
+        .await;
+    app.publisher
+        .publish(
+            "owntracks/alice/phone",
+            format!(
+                r#"{{"_type":"location","lat":69.65,"lon":18.96,"tst":{},"vel":-1,"cog":-1,"acc":8}}"#,
+                t / 1000
+            ),
+        )
+        .await;
+    app.wait_settled(2).await;
+
+    let rows = app
+        .db
+        .query(
+            "SELECT v.external_id, t.speed_kmh, t.heading_deg, t.accuracy_m \
+             FROM vehicle_telemetry t JOIN vehicles v ON v.id = t.vehicle_id ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    type Row = (String, Option<f64>, Option<f64>, Option<f64>);
+    let got: Vec<Row> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alice/phone".to_owned(), None, None, Some(8.0)),
+            ("truck-1".to_owned(), Some(31.0), None, None),
+        ]
+    );
+    assert_eq!(app.count("SELECT count(*) FROM dead_letters").await, 0);
+    let after = app.get("/metrics").await.1;
+    for (field, n) in [("heading_deg", 1.0), ("vel", 1.0), ("cog", 1.0)] {
+        let (b, a) = (
+            sample(&before, &metric(field)),
+            sample(&after, &metric(field)),
+        );
+        assert!(a >= b + n, "{field}: {b} -> {a}");
+    }
+}
+
+/// A counter's value in a Prometheus text exposition (0 when absent).
+fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

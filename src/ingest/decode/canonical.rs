@@ -88,7 +88,7 @@ pub fn decode(text: &str, payload: &Bytes, window: Window, out: &mut Decoded) {
         payload: payload.clone(),
     };
     if !text.trim_start().starts_with('[') {
-        match point(text, window) {
+        match point(text, window, &mut out.dropped) {
             Ok(p) => out.points.push(with_engine(p, payload, text)),
             Err(e) => out.rejects.push(whole(e)),
         }
@@ -113,7 +113,7 @@ pub fn decode(text: &str, payload: &Bytes, window: Window, out: &mut Decoded) {
     out.points.reserve(elements.len());
     for raw in elements {
         let raw = raw.get();
-        match point(raw, window) {
+        match point(raw, window, &mut out.dropped) {
             Ok(p) => out.points.push(with_engine(p, payload, text)),
             Err(error) => out.rejects.push(Reject {
                 error,
@@ -135,7 +135,11 @@ fn with_engine(p: Parsed<'_>, payload: &Bytes, text: &str) -> Point {
     point
 }
 
-fn point(text: &str, window: Window) -> Result<Parsed<'_>, DecodeError> {
+fn point<'a>(
+    text: &'a str,
+    window: Window,
+    dropped: &mut Vec<&'static str>,
+) -> Result<Parsed<'a>, DecodeError> {
     let wire: WirePoint =
         serde_json::from_str(text).map_err(|e| fields::diagnose(text, REQUIRED, TYPED, e))?;
     let missing = |f: &str| {
@@ -174,10 +178,10 @@ fn point(text: &str, window: Window) -> Result<Parsed<'_>, DecodeError> {
         point: Point {
             ts,
             position,
-            speed_kmh: fields::measurement("speed_kmh", wire.speed_kmh, 0.0, 1500.0)?,
-            heading_deg: fields::measurement("heading_deg", wire.heading_deg, 0.0, 360.0)?,
-            fuel_pct: fields::measurement("fuel_pct", wire.fuel_pct, 0.0, 100.0)?,
-            accuracy_m: fields::measurement("accuracy_m", wire.accuracy_m, 0.0, 1.0e6)?,
+            speed_kmh: fields::measurement("speed_kmh", wire.speed_kmh, 0.0, 1500.0, dropped),
+            heading_deg: fields::measurement("heading_deg", wire.heading_deg, 0.0, 360.0, dropped),
+            fuel_pct: fields::measurement("fuel_pct", wire.fuel_pct, 0.0, 100.0, dropped),
+            accuracy_m: fields::measurement("accuracy_m", wire.accuracy_m, 0.0, 1.0e6, dropped),
             engine: None,
         },
         engine,

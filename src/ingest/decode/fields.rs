@@ -37,24 +37,25 @@ pub fn in_window(ts: Timestamp, window: Window) -> Result<Timestamp, DecodeError
     Ok(ts)
 }
 
-/// An optional measurement must be finite and inside its physical range.
+/// An optional measurement outside its physical range (or not finite) is dropped to `None`,
+/// and its name noted in `dropped`: many trackers send `-1` for "unknown course/speed"
+/// (iOS CoreLocation's convention), and losing the whole position over an unknown heading
+/// would throw away the one thing every point must carry. The writer counts the drops per
+/// field (`meridian_ingest_fields_dropped_total`) once the point has committed.
 pub fn measurement(
-    name: &str,
+    name: &'static str,
     value: Option<f64>,
     min: f64,
     max: f64,
-) -> Result<Option<f64>, DecodeError> {
+    dropped: &mut Vec<&'static str>,
+) -> Option<f64> {
     match value {
-        None => Ok(None),
-        Some(v) if !v.is_finite() => Err(DecodeError::new(
-            Reason::NonFinite,
-            format!("{name} is not finite"),
-        )),
-        Some(v) if v < min || v > max => Err(DecodeError::new(
-            Reason::ValueOutOfRange,
-            format!("{name} {v} outside [{min}, {max}]"),
-        )),
-        Some(v) => Ok(Some(v)),
+        Some(v) if v.is_finite() && (min..=max).contains(&v) => Some(v),
+        Some(_) => {
+            dropped.push(name);
+            None
+        }
+        None => None,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Decoded {
     pub external_id: Option<Box<str>>,
     pub points: Vec<Point>,
     pub rejects: Vec<Reject>,
+    /// Optional measurements dropped as invalid (field names, one entry per drop); their points
+    /// are kept without them.
+    pub dropped: Vec<&'static str>,
     /// Valid traffic that is not telemetry (OwnTracks `transition`, `lwt`, ...): acked, counted, not stored.
     pub ignored: bool,
 }

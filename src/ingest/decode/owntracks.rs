@@ -42,7 +42,7 @@ pub fn decode(text: &str, payload: &Bytes, window: Window, out: &mut Decoded) {
         out.ignored = true;
         return;
     }
-    match location(text, window) {
+    match location(text, window, &mut out.dropped) {
         Ok(Some(point)) => out.points.push(point),
         Ok(None) => out.ignored = true,
         Err(error) => out.rejects.push(Reject {
@@ -52,7 +52,11 @@ pub fn decode(text: &str, payload: &Bytes, window: Window, out: &mut Decoded) {
     }
 }
 
-fn location(text: &str, window: Window) -> Result<Option<Point>, DecodeError> {
+fn location(
+    text: &str,
+    window: Window,
+    dropped: &mut Vec<&'static str>,
+) -> Result<Option<Point>, DecodeError> {
     let wire: WireLocation =
         serde_json::from_str(text).map_err(|e| fields::diagnose(text, &["_type"], TYPED, e))?;
     let unsupported = |detail: &str| DecodeError::new(Reason::OwnTracksUnsupported, detail);
@@ -81,16 +85,13 @@ fn location(text: &str, window: Window) -> Result<Option<Point>, DecodeError> {
         wire.lon.ok_or_else(|| missing("lon"))?,
     )?;
     let ts = fields::in_window(ts, window)?;
-    let ranged = |name: &str, v: Option<f64>, max: f64| {
-        fields::measurement(name, v, 0.0, max).map_err(|e| unsupported(&e.detail))
-    };
     Ok(Some(Point {
         ts,
         position,
-        speed_kmh: ranged("vel", wire.vel, 1500.0)?,
-        heading_deg: ranged("cog", wire.cog, 360.0)?,
+        speed_kmh: fields::measurement("vel", wire.vel, 0.0, 1500.0, dropped),
+        heading_deg: fields::measurement("cog", wire.cog, 0.0, 360.0, dropped),
         fuel_pct: None,
-        accuracy_m: ranged("acc", wire.acc, 1.0e6)?,
+        accuracy_m: fields::measurement("acc", wire.acc, 0.0, 1.0e6, dropped),
         engine: None,
     }))
 }

@@ -97,14 +97,6 @@ fn each_reason_for_a_single_object() {
             Reason::NonFinite,
         ),
         (
-            &format!(r#"{{"ts":{ok_ts},"lat":1,"lon":2,"fuel_pct":120}}"#),
-            Reason::ValueOutOfRange,
-        ),
-        (
-            &format!(r#"{{"ts":{ok_ts},"lat":1,"lon":2,"speed_kmh":-3}}"#),
-            Reason::ValueOutOfRange,
-        ),
-        (
             r#"{"ts":"yesterday","lat":1,"lon":2}"#,
             Reason::InvalidTimestamp,
         ),
@@ -199,10 +191,6 @@ fn owntracks_location_and_other_types() {
             Reason::OwnTracksUnsupported,
         ),
         (
-            format!(r#"{{"_type":"location","lat":1,"lon":2,"tst":{tst},"vel":-1}}"#),
-            Reason::OwnTracksUnsupported,
-        ),
-        (
             format!(r#"{{"_type":"location","lat":1,"lon":2,"tst":"{tst}"}}"#),
             Reason::WrongType,
         ),
@@ -218,4 +206,56 @@ fn owntracks_location_and_other_types() {
             "{payload}"
         );
     }
+}
+
+#[test]
+fn invalid_optional_measurements_are_dropped_and_the_position_kept() {
+    let d = fleet(&format!(
+        r#"[{{"ts":{NOW_MS},"lat":1,"lon":2,"speed_kmh":-1,"heading_deg":-1,"fuel_pct":120,"accuracy_m":7}},
+            {{"ts":{},"lat":3,"lon":4,"heading_deg":400,"speed_kmh":12}}]"#,
+        NOW_MS + 1000
+    ));
+    assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+    let kept: Vec<_> = d
+        .points
+        .iter()
+        .map(|p| {
+            (
+                p.position.lat(),
+                p.speed_kmh,
+                p.heading_deg,
+                p.fuel_pct,
+                p.accuracy_m,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (1.0, None, None, None, Some(7.0)),
+            (3.0, Some(12.0), None, None, None)
+        ]
+    );
+    assert_eq!(
+        d.dropped,
+        ["speed_kmh", "heading_deg", "fuel_pct", "heading_deg"]
+    );
+}
+
+#[test]
+fn owntracks_unknown_course_and_speed_keep_the_position() {
+    let tst = NOW_MS / 1000;
+    let d = decode(
+        "owntracks/alice/phone",
+        &format!(
+            r#"{{"_type":"location","lat":69.65,"lon":18.96,"tst":{tst},"vel":-1,"cog":-1,"acc":-1}}"#
+        ),
+    );
+    assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+    let p = &d.points[0];
+    assert_eq!(
+        (p.position.lat(), p.speed_kmh, p.heading_deg, p.accuracy_m),
+        (69.65, None, None, None)
+    );
+    assert_eq!(d.dropped, ["vel", "cog", "acc"]);
 }
