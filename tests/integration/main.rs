@@ -4,6 +4,7 @@
 mod auth;
 mod broker;
 mod client;
+mod cluster;
 mod dead_letters;
 mod fleet;
 mod geodesy;
@@ -15,4 +16,5 @@ mod nearest;
 mod partitions;
 mod positions;
 mod process;
+mod restart;
 mod shifts;
