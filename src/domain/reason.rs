@@ -15,6 +15,8 @@ pub enum Reason {
     LatOutOfRange,
     LonOutOfRange,
     NonFinite,
+    /// Retired: an optional measurement out of range is now dropped to NULL and its point kept
+    /// (counted in `meridian_ingest_fields_dropped_total`). The code stays reserved.
     ValueOutOfRange,
     InvalidTimestamp,
     TimestampTooOld,
@@ -52,6 +54,11 @@ impl Reason {
         Reason::UnsupportedValue,
         Reason::RejectedByDatabase,
     ];
+
+    /// A code released once and no longer emitted; never reused for another meaning.
+    pub fn is_retired(self) -> bool {
+        self == Reason::ValueOutOfRange
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
