@@ -16,3 +16,4 @@ mod partitions;
 mod positions;
 mod process;
 mod shifts;
+mod write_faults;
