@@ -122,10 +122,10 @@ impl Application {
         let shutdown = self.shutdown.clone();
         let server = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(async move { shutdown.triggered().await });
+        let supervisor = self.supervisor.clone();
         let server = self.supervisor.spawn("http server", async move {
-            // axum keeps serving through accept errors; an error here is worth the exit.
             if let Err(e) = server.await {
-                tracing::error!(error = %e, "HTTP server failed");
+                supervisor.failed("http server", format!("failed: {e}"));
             }
         });
         self.shutdown.triggered().await;

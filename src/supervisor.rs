@@ -59,11 +59,13 @@ impl Supervisor {
             Err(_) if stopping => return,
             Err(_) => "was cancelled before shutdown was requested".to_owned(),
         };
-        tracing::error!(
-            task,
-            how,
-            "background task ended unexpectedly; shutting down"
-        );
+        self.failed(task, how);
+    }
+
+    /// Records that `task` failed (`how`, e.g. "failed: address in use") and starts the
+    /// shutdown; for a task that reports its own error instead of panicking.
+    pub fn failed(&self, task: &'static str, how: String) {
+        tracing::error!(task, how, "background task failed; shutting down");
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.push(format!("{task} {how}"));
         self.shutdown.trigger();
@@ -122,6 +124,23 @@ mod tests {
         assert!(
             error.contains("batcher returned before shutdown"),
             "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_reporting_its_own_error_fails_the_run() {
+        let (supervisor, shutdown) = supervisor();
+        let reporter = supervisor.clone();
+        supervisor
+            .spawn("http server", async move {
+                reporter.failed("http server", "failed: accept".to_owned())
+            })
+            .await
+            .unwrap();
+        assert!(shutdown.is_triggered());
+        assert_eq!(
+            supervisor.outcome().unwrap_err().to_string(),
+            "stopped because http server failed: accept"
         );
     }
 
