@@ -2,6 +2,7 @@
 //! maintenance — and takes them down in order on shutdown. Tests drive this same type.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::observability;
 use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 use crate::store::{self, migrate, partitions::Partitions};
+use crate::supervisor::Supervisor;
 
 /// Connections for short HTTP queries; writers hold their own.
 const POOL_SIZE: usize = 16;
@@ -28,6 +30,8 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     live_feed: JoinHandle<()>,
     shutdown: Shutdown,
+    /// Watches every task above (and the HTTP server, once running).
+    supervisor: Supervisor,
     settings: Settings,
 }
 
@@ -48,6 +52,7 @@ impl Application {
         drop(client);
 
         let shutdown = Shutdown::default();
+        let supervisor = Supervisor::new(shutdown.clone());
         let readiness = Readiness::default();
         let live = Arc::new(Live::default());
         let pipeline = settings.ingest_enabled.then(|| {
@@ -57,13 +62,17 @@ impl Application {
                 live.watched.clone(),
                 shutdown.clone(),
                 readiness.clone(),
+                &supervisor,
             )
         });
-        let live_feed = live::spawn(
-            live.clone(),
-            settings.database_url.clone(),
-            settings.live_refresh,
-            shutdown.clone(),
+        let live_feed = supervisor.watch(
+            "live feed",
+            live::spawn(
+                live.clone(),
+                settings.database_url.clone(),
+                settings.live_refresh,
+                shutdown.clone(),
+            ),
         );
         let state = AppState {
             pool: store::pool(&settings.database_url, POOL_SIZE)?,
@@ -75,11 +84,10 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("binding {}", settings.http_addr))?;
-        let maintenance = tokio::spawn(maintenance_loop(
-            partitions,
-            settings.clone(),
-            shutdown.clone(),
-        ));
+        let maintenance = supervisor.spawn(
+            "maintenance",
+            maintenance_loop(partitions, settings.clone(), shutdown.clone()),
+        );
         Ok(Self {
             listener,
             state,
@@ -87,6 +95,7 @@ impl Application {
             maintenance,
             live_feed,
             shutdown,
+            supervisor,
             settings,
         })
     }
@@ -107,21 +116,31 @@ impl Application {
         self.pipeline.as_ref().map(Pipeline::acker)
     }
 
+    /// Runs until a signal (or a test) asks for shutdown, or until the supervisor sees a task
+    /// end unexpectedly; then drains. `Err` when any task failed, so `main` exits non-zero.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         let server = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(async move { shutdown.triggered().await });
-        let server = tokio::spawn(async move { server.await });
+        let supervisor = self.supervisor.clone();
+        let server = self.supervisor.spawn("http server", async move {
+            if let Err(e) = server.await {
+                supervisor.failed("http server", format!("failed: {e}"));
+            }
+        });
         self.shutdown.triggered().await;
         if let Some(pipeline) = self.pipeline {
             pipeline.drain(self.settings.shutdown_timeout).await;
         }
         self.maintenance.abort();
         self.live_feed.abort();
-        match tokio::time::timeout(std::time::Duration::from_secs(5), server).await {
-            Ok(Ok(result)) => result.context("HTTP server failed")?,
-            _ => tracing::warn!("HTTP server did not stop in time"),
+        if tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP server did not stop in time");
         }
+        self.supervisor.outcome()?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -16,3 +16,4 @@ pub mod observability;
 pub mod readiness;
 pub mod shutdown;
 pub mod store;
+pub mod supervisor;

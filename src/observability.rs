@@ -21,6 +21,7 @@ pub const BATCH_ROWS: &str = "meridian_ingest_batch_rows";
 pub const BATCH_DURATION: &str = "meridian_ingest_batch_duration_seconds";
 pub const LAG: &str = "meridian_ingest_lag_seconds";
 pub const WRITE_RETRIES: &str = "meridian_ingest_write_retries_total";
+pub const WRITE_ERRORS: &str = "meridian_ingest_write_errors_total";
 pub const BROKER_RECONNECTS: &str = "meridian_mqtt_reconnects_total";
 pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
 pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
@@ -132,7 +133,11 @@ fn describe() {
     );
     describe_counter!(
         WRITE_RETRIES,
-        "Batch writes retried after a transient database failure"
+        "Batch writes retried after a database failure (transient or persistent)"
+    );
+    describe_counter!(
+        WRITE_ERRORS,
+        "Failed write attempts, by SQLSTATE class (or connection, timeout)"
     );
     describe_counter!(
         BROKER_RECONNECTS,
@@ -213,6 +218,11 @@ pub fn messages_received(n: u64) {
 
 pub fn messages_acked(n: u64) {
     counter!(MESSAGES_ACKED).increment(n);
+}
+
+/// One failed write attempt; `class` is an SQLSTATE class or a word (see `ingest::faults::class`).
+pub fn write_failed(class: String) {
+    counter!(WRITE_ERRORS, "class" => class).increment(1);
 }
 
 pub fn write_retried(error: &dyn std::fmt::Display) {

@@ -11,6 +11,7 @@
 pub mod ack;
 pub mod batcher;
 pub mod decode;
+pub mod faults;
 pub mod mqtt;
 pub mod resolver;
 pub mod writer;
@@ -27,8 +28,10 @@ use crate::readiness::Readiness;
 use crate::shutdown::Shutdown;
 use crate::store::live::Watched;
 use crate::store::partitions::Partitions;
+use crate::supervisor::Supervisor;
 use ack::Acker;
 use decode::{DecodeError, Decoded, Decoder, Reject, Window};
+use faults::WriterHealth;
 use mqtt::{BrokerStatus, Delivery, MqttSource};
 use resolver::Resolver;
 use writer::Writer;
@@ -59,6 +62,39 @@ impl Message {
             },
         }
     }
+
+    /// The last form a refused message is stored in: its payload as received (a bytea takes
+    /// any bytes), its topic stripped of control characters and cut to `MAX_TOPIC_CHARS`, and a
+    /// detail made only of this text and the SQLSTATE. Nothing of it depends on what the device
+    /// sent, so only a fault in the store itself can refuse it.
+    fn minimal_dead_letter(&self, sqlstate: &str) -> Message {
+        let mut delivery = self.delivery.clone();
+        delivery.topic = sanitized_topic(&delivery.topic);
+        let detail = format!(
+            "refused by the database (SQLSTATE {sqlstate}), and so was its full dead letter"
+        );
+        Message {
+            decoded: Decoded {
+                rejects: vec![Reject {
+                    error: DecodeError::new(Reason::RejectedByDatabase, detail),
+                    payload: delivery.payload.clone(),
+                }],
+                ..Decoded::default()
+            },
+            delivery,
+        }
+    }
+}
+
+/// Longest topic kept in a minimal dead letter (MQTT allows 65,535 bytes).
+const MAX_TOPIC_CHARS: usize = 256;
+
+fn sanitized_topic(topic: &str) -> String {
+    topic
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_TOPIC_CHARS)
+        .collect()
 }
 
 pub struct Pipeline {
@@ -75,8 +111,12 @@ impl Pipeline {
         watched: Watched,
         shutdown: Shutdown,
         readiness: Readiness,
+        supervisor: &Supervisor,
     ) -> Self {
         let mut source = MqttSource::start(&settings.mqtt, shutdown, readiness.clone());
+        // Swapped for its watched stand-in; `MqttSource::close` drains and aborts it as before.
+        let poller = std::mem::replace(&mut source.task, tokio::spawn(async {}));
+        source.task = supervisor.watch("mqtt poller", poller);
         let deliveries = std::mem::replace(&mut source.deliveries, mpsc::channel(1).1);
         let (batch_tx, batch_rx) = mpsc::channel(WRITER_QUEUE);
 
@@ -97,7 +137,10 @@ impl Pipeline {
             rows: settings.ingest.batch_rows,
             age: settings.ingest.batch_age,
         };
-        let batcher = tokio::spawn(batcher::run(deliveries, batch_tx, limits, prepare, weight));
+        let batcher = supervisor.spawn(
+            "batcher",
+            batcher::run(deliveries, batch_tx, limits, prepare, weight),
+        );
 
         let writer = Arc::new(Writer {
             database_url: settings.database_url.clone(),
@@ -105,11 +148,11 @@ impl Pipeline {
             partitions,
             acker: source.acker.clone(),
             watched,
-            readiness,
+            health: WriterHealth::new(readiness),
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)
-            .map(|_| tokio::spawn(writer.clone().run(batch_rx.clone())))
+            .map(|id| supervisor.spawn("writer", writer.clone().run(id, batch_rx.clone())))
             .collect();
         Self {
             acker: source.acker.clone(),
@@ -144,5 +187,24 @@ impl Pipeline {
             }
         }
         self.source.close(Duration::from_secs(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_dead_letter_topic_has_no_control_characters_and_a_bounded_length() {
+        assert_eq!(
+            sanitized_topic("fleet/a\0b\n/telemetry"),
+            "fleet/a?b?/telemetry"
+        );
+        let long = "x".repeat(10_000);
+        assert_eq!(sanitized_topic(&long).chars().count(), MAX_TOPIC_CHARS);
+        assert_eq!(
+            sanitized_topic("fleet/ünïcode/telemetry"),
+            "fleet/ünïcode/telemetry"
+        );
     }
 }

@@ -58,7 +58,8 @@ pub struct MqttSource {
     pub acker: Acker,
     pub status: BrokerStatus,
     client: AsyncClient,
-    task: JoinHandle<()>,
+    /// The poller; `ingest::Pipeline::start` has the supervisor watch it.
+    pub(super) task: JoinHandle<()>,
 }
 
 impl MqttSource {

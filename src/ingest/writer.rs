@@ -1,10 +1,12 @@
 //! The writer stage: each writer task owns one database connection and turns batches into
 //! one committed transaction each, then acknowledges the batch's messages.
 //!
-//! Failures split three ways. Transient (connection lost, database restarting, timeout):
-//! retry the same batch with backoff, acking nothing meanwhile. Rows refused by the database
-//! (a value it cannot hold): retry message by message so one poisoned message becomes a dead
-//! letter instead of stalling the stream. Redelivered rows: handled inside `store::telemetry`.
+//! Failures split three ways (`faults::Fault`). Transient (connection lost, database
+//! restarting, timeout) and persistent (permission denied, undefined table): retry the same
+//! batch with capped backoff, acking nothing meanwhile, and say so in `/readyz` (persistent at
+//! once, transient once it lasts). Rows refused by the database (a value it cannot hold): retry
+//! message by message so one poisoned message becomes a dead letter instead of stalling the
+//! stream. Redelivered rows: handled inside `store::telemetry`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +17,12 @@ use tokio_postgres::Client;
 
 use super::ack::{AckToken, Acker};
 use super::decode::Reject;
+use super::faults::{self, Fault, WriterHealth};
 use super::mqtt::Delivery;
 use super::resolver::Resolver;
 use super::Message;
 use crate::domain::{Reason, Timestamp};
 use crate::observability::{self, BatchReport};
-use crate::readiness::Readiness;
 use crate::store::copy::CopyBuffer;
 use crate::store::dead_letters::DeadLetter;
 use crate::store::live::Watched;
@@ -31,6 +33,7 @@ use crate::store::{self, StoreError};
 /// COPY ignores `statement_timeout`; a batch that takes longer than this is abandoned
 /// (connection dropped, transaction aborted server-side) and retried.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Writer {
@@ -39,23 +42,40 @@ pub struct Writer {
     pub partitions: Arc<Partitions>,
     pub acker: Acker,
     pub watched: Watched,
-    /// Raised while batches fail for a reason retrying alone may not fix.
-    pub readiness: Readiness,
+    /// Raises `ingest_writer` while batches fail for longer than a blip.
+    pub health: WriterHealth,
+}
+
+/// One writer task's own state: its connection, and which writer it is (for readiness).
+struct Lane {
+    id: usize,
+    conn: Option<Client>,
+}
+
+/// What a refusal of the rows themselves (SQLSTATE class 22/23) means for a write.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The data is at fault: hand the error back so the caller can isolate the culprit.
+    Isolate,
+    /// Even a minimal dead letter was refused: the store is at fault, not the message.
+    StoreFault,
 }
 
 impl Writer {
     /// Takes batches until the channel closes (the batcher has flushed its last one).
-    pub async fn run(self: Arc<Self>, batches: Arc<Mutex<mpsc::Receiver<Vec<Message>>>>) {
-        let mut conn = None;
+    pub async fn run(
+        self: Arc<Self>,
+        id: usize,
+        batches: Arc<Mutex<mpsc::Receiver<Vec<Message>>>>,
+    ) {
+        let mut lane = Lane { id, conn: None };
         loop {
             let Some(batch) = batches.lock().await.recv().await else {
                 break;
             };
             observability::messages_received(batch.len() as u64);
             let started = Instant::now();
-            let written = self.commit(&mut conn, &batch).await;
-            let tokens: Vec<AckToken> = batch.iter().map(|m| m.delivery.ack).collect();
-            self.acker.ack_committed(&tokens).await;
+            let written = self.commit(&mut lane, &batch).await;
             observability::batch_committed(&BatchReport {
                 messages: batch.len() as u64,
                 ignored: batch.iter().filter(|m| m.decoded.ignored).count() as u64,
@@ -67,19 +87,52 @@ impl Writer {
         }
     }
 
-    async fn commit(&self, conn: &mut Option<Client>, batch: &[Message]) -> Written {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.attempt(conn, batch).await {
-                Ok(written) => return written,
-                Err(e) if e.is_data_error() => return self.isolate(conn, batch).await,
-                Err(e) => {
-                    observability::write_retried(&e);
-                    *conn = None;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+    /// Commits the batch (or, if its data is refused, each of its messages) and acks what
+    /// committed. Returns only once every message of the batch is stored and acked.
+    async fn commit(&self, lane: &mut Lane, batch: &[Message]) -> Written {
+        match self.retry(lane, batch, Refusal::Isolate).await {
+            Ok(written) => {
+                self.acker.ack_committed(&tokens(batch)).await;
+                written
             }
+            Err(_) => self.isolate(lane, batch).await,
+        }
+    }
+
+    /// Retries the same batch with capped exponential backoff until it commits; returns the
+    /// error only for a refusal of its data under `Refusal::Isolate`.
+    async fn retry(
+        &self,
+        lane: &mut Lane,
+        batch: &[Message],
+        refusal: Refusal,
+    ) -> Result<Written, StoreError> {
+        let mut backoff = FIRST_BACKOFF;
+        let since = Instant::now();
+        loop {
+            let error = match self.attempt(&mut lane.conn, batch).await {
+                Ok(written) => {
+                    self.health.committed(lane.id);
+                    return Ok(written);
+                }
+                Err(e) => e,
+            };
+            observability::write_failed(faults::class(&error));
+            let (fault, reason) = match Fault::of(&error) {
+                Fault::Data if refusal == Refusal::Isolate => return Err(error),
+                Fault::Data => (
+                    Fault::Persistent,
+                    format!("dead letters refused: {}", faults::describe(&error)),
+                ),
+                fault => (fault, faults::describe(&error)),
+            };
+            self.health.failed(lane.id, fault, reason, since.elapsed());
+            if fault == Fault::Transient {
+                lane.conn = None; // the server answered nothing: start again on a new connection
+            }
+            observability::write_retried(&faults::describe(&error));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -109,29 +162,74 @@ impl Writer {
         Ok(written)
     }
 
-    /// Writes message by message; a message the database refuses becomes one dead letter.
-    async fn isolate(&self, conn: &mut Option<Client>, batch: &[Message]) -> Written {
+    /// Writes message by message, so a message the database refuses holds back no other:
+    /// those that commit are acked first, then each refused one is stored as a dead letter.
+    async fn isolate(&self, lane: &mut Lane, batch: &[Message]) -> Written {
         tracing::warn!(
             messages = batch.len(),
             "database refused a batch; isolating the culprit"
         );
         let mut total = Written::default();
+        let mut committed = Vec::new();
+        let mut refused = Vec::new();
         for message in batch {
-            let one = std::slice::from_ref(message);
-            let written = match self.attempt(conn, one).await {
-                Ok(w) => w,
-                Err(e) if e.is_data_error() => {
-                    let poisoned = [message.poisoned(e.to_string())];
-                    Box::pin(self.commit(conn, &poisoned)).await
+            match self
+                .retry(lane, std::slice::from_ref(message), Refusal::Isolate)
+                .await
+            {
+                Ok(written) => {
+                    add(&mut total, written);
+                    committed.push(message.delivery.ack);
                 }
-                Err(_) => Box::pin(self.commit(conn, one)).await,
-            };
-            total.stored += written.stored;
-            total.duplicates += written.duplicates;
-            total.dead_letters += written.dead_letters;
+                Err(e) => refused.push((message, e)),
+            }
+        }
+        self.acker.ack_committed(&committed).await;
+        for (message, error) in refused {
+            add(&mut total, self.dead_letter(lane, message, &error).await);
+            self.acker.ack_committed(&[message.delivery.ack]).await;
         }
         total
     }
+
+    /// Stores a message the database refused, in at most two forms, so isolation has a fixed
+    /// depth: its dead letter with the database's reason; if that is refused too, a minimal
+    /// dead letter (`Message::minimal_dead_letter`) that no content of the message can make
+    /// invalid. If even that is refused, the fault is in the store (a constraint or trigger on
+    /// `dead_letters`, say), which every later bad message would hit too; so it is handled like
+    /// any persistent failure: `ingest_writer` fails naming it, this writer retries with
+    /// backoff until `dead_letters` takes the letter, and the message stays unacked meanwhile.
+    /// Leaving just this message unacked and moving on was the alternative; but it would hold
+    /// one of the broker's in-flight slots per such message until they all were taken, with
+    /// nothing in `/readyz` to say why ingest stopped.
+    async fn dead_letter(&self, lane: &mut Lane, message: &Message, error: &StoreError) -> Written {
+        let full = [message.poisoned(faults::describe_in_full(error))];
+        match self.retry(lane, &full, Refusal::Isolate).await {
+            Ok(written) => return written,
+            Err(e) => {
+                tracing::warn!(
+                    error = faults::describe(&e),
+                    "database refused a dead letter; storing a minimal one"
+                )
+            }
+        }
+        let code = error.sqlstate().map_or("", |s| s.code());
+        let minimal = [message.minimal_dead_letter(code)];
+        match self.retry(lane, &minimal, Refusal::StoreFault).await {
+            Ok(written) => written,
+            Err(_) => unreachable!("a store fault is retried until it commits"),
+        }
+    }
+}
+
+fn tokens(batch: &[Message]) -> Vec<AckToken> {
+    batch.iter().map(|m| m.delivery.ack).collect()
+}
+
+fn add(total: &mut Written, one: Written) {
+    total.stored += one.stored;
+    total.duplicates += one.duplicates;
+    total.dead_letters += one.dead_letters;
 }
 
 /// Builds the COPY stream, latest positions and dead letters for a batch.

@@ -18,3 +18,4 @@ mod positions;
 mod process;
 mod restart;
 mod shifts;
+mod write_faults;

@@ -38,11 +38,16 @@ impl Node {
     }
 
     async fn start(&self) -> Child {
+        self.start_with(Stdio::inherit()).await
+    }
+
+    async fn start_with(&self, stderr: Stdio) -> Child {
         let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
             .arg("serve")
             .envs(&self.env)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("meridian binary starts");
@@ -321,6 +326,34 @@ async fn sigterm_commits_and_acks_everything_received_before_exit() {
     assert!(
         !stored.is_empty() && !redelivered.is_empty(),
         "SIGTERM must land mid-stream"
+    );
+}
+
+#[tokio::test]
+async fn a_background_task_dying_ends_the_process_with_a_failure_status() {
+    let s = setup().await;
+    let node = s.node.start_with(Stdio::piped()).await;
+    // A bad migration: the availability view now yields a row the live feed cannot read
+    // (external_id NULL), and the next availability change makes the feed read it.
+    s.db.batch_execute(
+        "DROP VIEW driver_availability;
+         CREATE VIEW driver_availability AS
+         SELECT gen_random_uuid() AS shift_id, gen_random_uuid() AS driver_id,
+                gen_random_uuid() AS vehicle_id, tstzrange(now(), NULL) AS during,
+                NULL::text AS external_id, NULL::text AS vehicle_type;
+         SELECT pg_notify('meridian_availability', 'drivers');",
+    )
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(30), node.wait_with_output())
+        .await
+        .expect("the node exits instead of serving without its live feed")
+        .unwrap();
+    let log = String::from_utf8_lossy(&ended.stderr);
+    assert!(!ended.status.success(), "non-zero exit: {:?}", ended.status);
+    assert!(
+        log.contains("live feed panicked"),
+        "the log names the task and how it ended:\n{log}"
     );
 }
 
