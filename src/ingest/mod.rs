@@ -12,7 +12,9 @@ pub mod ack;
 pub mod batcher;
 pub mod decode;
 pub mod mqtt;
+pub mod overflow;
 pub mod resolver;
+pub mod session;
 pub mod writer;
 
 use std::sync::Arc;

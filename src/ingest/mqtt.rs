@@ -5,22 +5,31 @@
 //! The channel out of it is as large as the receive-maximum we announce, which by protocol
 //! bounds our unacked messages. Brokers do not all keep that promise (Mosquitto 2.0.11 was
 //! measured letting ~2× through once acks flow), so deliveries that find the channel full
-//! wait in a local overflow queue, forwarded as room frees up, while polling continues.
+//! wait in a bounded overflow queue (`overflow.rs`: what happens at its bound, and why).
+//!
+//! It also owns what "consuming" means for readiness: the node is ready only once the broker
+//! granted every topic filter (`mqtt_subscription`, retried with backoff when refused), and
+//! not while another connection with our client id keeps taking the session over
+//! (`mqtt_session`, with reconnects backed off; see `session.rs`).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{ConnectProperties, Packet};
+use rumqttc::v5::mqttbytes::v5::{ConnectProperties, Filter, Packet, SubAck, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::Outgoing;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::ack::{AckToken, Acker, Generation};
+use super::overflow::Overflow;
+use super::session::{
+    is_takeover, reason_label, Retries, Takeovers, RECONNECT_DELAY, STABLE_AFTER,
+};
 use crate::config::MqttSettings;
 use crate::domain::Timestamp;
 use crate::observability;
@@ -85,13 +94,23 @@ impl MqttSource {
         let poller = Poller {
             eventloop,
             client: client.clone(),
+            client_id: settings.client_id.clone(),
             tx: Some(tx),
             generation: generation.clone(),
             status: status.clone(),
             filters: filters(settings),
             shutdown,
             readiness,
-            overflow: VecDeque::new(),
+            // As much again as the channel: the ~2× Mosquitto was measured sending fits.
+            overflow: Overflow::new(settings.receive_maximum as usize),
+            discarding: false,
+            subscribed: false,
+            suback_pending: None,
+            refusals: Retries::default(),
+            resubscribe_at: None,
+            takeovers: Takeovers::default(),
+            reconnect_at: None,
+            stable_at: None,
         };
         let task = tokio::spawn(poller.run());
         Self {
@@ -127,9 +146,15 @@ fn filters(settings: &MqttSettings) -> Vec<String> {
         .collect()
 }
 
+/// Readiness check raised until the broker granted every topic filter on the current session.
+pub const SUBSCRIPTION_CHECK: &str = "mqtt_subscription";
+/// Readiness check raised while our session keeps being taken over by another connection.
+pub const SESSION_CHECK: &str = "mqtt_session";
+
 struct Poller {
     eventloop: EventLoop,
     client: AsyncClient,
+    client_id: String,
     tx: Option<mpsc::Sender<Delivery>>,
     generation: Generation,
     status: BrokerStatus,
@@ -138,7 +163,21 @@ struct Poller {
     /// Where the source says why it is not consuming (no subscription, session taken over).
     readiness: Readiness,
     /// Deliveries beyond the channel's capacity (broker exceeding receive-maximum), in order.
-    overflow: VecDeque<Delivery>,
+    overflow: Overflow<Delivery>,
+    /// Set when the overflow bound dropped the connection: publishes the event loop had
+    /// already read from it are dropped too (unacked, so redelivered) until the next CONNACK.
+    discarding: bool,
+    /// Every filter was granted on the current session.
+    subscribed: bool,
+    /// The SUBSCRIBE whose SUBACK decides `subscribed` (an older one's answer is ignored).
+    suback_pending: Option<u16>,
+    refusals: Retries,
+    resubscribe_at: Option<Instant>,
+    takeovers: Takeovers,
+    /// While disconnected: when to connect again (the event loop is not polled until then).
+    reconnect_at: Option<Instant>,
+    /// When the current connection will have lasted long enough to end a takeover streak.
+    stable_at: Option<Instant>,
 }
 
 impl Poller {
@@ -146,7 +185,7 @@ impl Poller {
         let mut closing = false;
         loop {
             let event = tokio::select! {
-                event = self.eventloop.poll() => event,
+                event = self.eventloop.poll(), if self.reconnect_at.is_none() => event,
                 permit = reserve(self.tx.clone()), if !self.overflow.is_empty() => {
                     if let (Some(permit), Some(delivery)) = (permit, self.overflow.pop_front()) {
                         permit.send(delivery);
@@ -159,21 +198,35 @@ impl Poller {
                 _ = self.shutdown.triggered(), if self.tx.is_some() => {
                     self.tx = None;
                     self.overflow.clear(); // unacked: redelivered to the next session
+                    observability::delivery_overflow(0);
+                    if self.reconnect_at.is_some() {
+                        break; // no connection to ack on: the broker redelivers instead
+                    }
+                    continue;
+                }
+                _ = sleep_until(self.reconnect_at) => {
+                    self.reconnect_at = None;
+                    continue;
+                }
+                _ = sleep_until(self.resubscribe_at) => {
+                    self.resubscribe_at = None;
+                    self.subscribe();
+                    continue;
+                }
+                _ = sleep_until(self.stable_at) => {
+                    self.stable_at = None;
+                    self.takeovers.settled();
+                    self.readiness.clear(SESSION_CHECK);
                     continue;
                 }
             };
             match event {
                 Ok(Event::Incoming(Packet::Publish(publish))) => self.forward(publish),
                 Ok(Event::Incoming(Packet::ConnAck(connack))) => {
-                    self.generation.advance();
-                    self.status.set(true);
-                    observability::broker_connected(connack.session_present);
-                    // No session on the broker (first start, expiry, broker restart without
-                    // persistence): our subscriptions are gone too.
-                    if !connack.session_present {
-                        self.subscribe();
-                    }
+                    self.connected(connack.session_present)
                 }
+                Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => self.suback_pending = Some(pkid),
+                Ok(Event::Incoming(Packet::SubAck(suback))) => self.subscription_answered(&suback),
                 // Keep reading until the broker closes the connection. Dropping the socket now,
                 // with its publishes still unread in our receive buffer, makes the kernel send
                 // RST, and the broker may then discard the last PUBACKs it had not read yet
@@ -182,6 +235,7 @@ impl Poller {
                 Ok(_) => {}
                 Err(e) => {
                     self.status.set(false);
+                    (self.stable_at, self.suback_pending, self.resubscribe_at) = (None, None, None);
                     if closing {
                         break; // the broker closed the connection after our DISCONNECT
                     }
@@ -189,17 +243,68 @@ impl Poller {
                     if self.tx.is_none() {
                         break; // shutting down: nothing left to ack on a dead connection
                     }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let delay = self.reconnect_delay(&e);
+                    self.reconnect_at = Some(Instant::now() + delay);
                 }
             }
         }
         self.status.set(false);
     }
 
+    fn connected(&mut self, session_present: bool) {
+        self.generation.advance();
+        self.discarding = false;
+        // The broker keeps subscriptions in the session. Without one (first start, expiry,
+        // broker restart without persistence) ours are gone; and a session this process has
+        // not seen granted (after a restart) may hold a refused one. Raised before the status
+        // flips, so `/readyz` never sees "connected" without it.
+        if !session_present || !self.subscribed {
+            self.subscribed = false;
+            self.readiness.raise(
+                SUBSCRIPTION_CHECK,
+                format!("waiting for the broker to grant {:?}", self.filters),
+            );
+            self.subscribe();
+        }
+        self.status.set(true);
+        observability::broker_connected(session_present);
+        if self.takeovers.streak() > 0 {
+            self.stable_at = Some(Instant::now() + STABLE_AFTER);
+        }
+    }
+
+    /// How long to wait before reconnecting; a session takeover is counted and, when it keeps
+    /// happening, reported and backed off (two nodes sharing a client id).
+    fn reconnect_delay(&mut self, error: &ConnectionError) -> Duration {
+        if !is_takeover(error) {
+            return RECONNECT_DELAY;
+        }
+        let delay = self.takeovers.taken_over();
+        let (streak, flapping) = (self.takeovers.streak(), self.takeovers.is_flapping());
+        observability::session_taken_over(&self.client_id, streak, flapping, delay);
+        if flapping {
+            self.readiness.raise(
+                SESSION_CHECK,
+                format!(
+                    "session taken over {streak} times in a row by another connection with client id \
+                     {:?}: does another node use the same MQTT_CLIENT_ID? reconnecting with backoff",
+                    self.client_id
+                ),
+            );
+        }
+        delay
+    }
+
     fn forward(&mut self, publish: rumqttc::v5::mqttbytes::v5::Publish) {
         let Some(tx) = &self.tx else {
             return; // after shutdown began: left unacked, the broker redelivers it next session
         };
+        if self.discarding {
+            return; // read from a connection dropped at the overflow bound: redelivered
+        }
+        if publish.dup {
+            observability::messages_redelivered(1);
+        }
         let delivery = Delivery {
             topic: String::from_utf8_lossy(&publish.topic).into_owned(),
             received_at: Timestamp::now(),
@@ -210,27 +315,83 @@ impl Poller {
             },
             payload: publish.payload,
         };
-        if !self.overflow.is_empty() {
-            self.overflow.push_back(delivery); // keep order behind what already waits
+        let delivery = if self.overflow.is_empty() {
+            match tx.try_send(delivery) {
+                Err(mpsc::error::TrySendError::Full(delivery)) => delivery,
+                _ => return,
+            }
+        } else {
+            delivery // keep order behind what already waits
+        };
+        if self.overflow.push(delivery).is_ok() {
+            observability::delivery_overflow(self.overflow.len());
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(delivery)) = tx.try_send(delivery) {
-            tracing::warn!("delivery channel full: broker exceeds our receive-maximum; buffering");
-            self.overflow.push_back(delivery);
-            observability::delivery_overflow(self.overflow.len());
+        // At the bound: see overflow.rs for why dropping unacked and reconnecting is the way.
+        let dropped = self.overflow.clear() + 1;
+        observability::delivery_overflow_dropped(dropped, self.overflow.limit());
+        self.eventloop.clean();
+        self.status.set(false);
+        self.discarding = true;
+        self.reconnect_at = Some(Instant::now() + RECONNECT_DELAY);
+    }
+
+    fn subscription_answered(&mut self, suback: &SubAck) {
+        if self.suback_pending != Some(suback.pkid) {
+            return; // answers a SUBSCRIBE superseded by a newer one
         }
+        self.suback_pending = None;
+        let refused: Vec<(&str, &'static str)> = self
+            .filters
+            .iter()
+            .enumerate()
+            .filter_map(|(i, filter)| match suback.return_codes.get(i) {
+                Some(SubscribeReasonCode::Success(_)) => None,
+                code => Some((filter.as_str(), code.map_or("missing", reason_label))),
+            })
+            .collect();
+        if refused.is_empty() {
+            self.subscribed = true;
+            self.refusals.succeeded();
+            self.readiness.clear(SUBSCRIPTION_CHECK);
+            tracing::info!(filters = ?self.filters, "subscription granted");
+            return;
+        }
+        for (filter, reason) in &refused {
+            observability::subscription_refused(filter, reason);
+        }
+        let delay = self.refusals.failed();
+        self.resubscribe_at = Some(Instant::now() + delay);
+        let refused: Vec<String> = refused.iter().map(|(f, r)| format!("{f} ({r})")).collect();
+        self.readiness.raise(
+            SUBSCRIPTION_CHECK,
+            format!(
+                "broker refused the subscription to {}; retrying in {delay:?}",
+                refused.join(", ")
+            ),
+        );
     }
 
     /// Subscribing from a separate task: the request channel is drained by this very loop.
+    /// One SUBSCRIBE for every filter, so one SUBACK tells whether we consume everything.
     fn subscribe(&self) {
         let (client, filters) = (self.client.clone(), self.filters.clone());
         tokio::spawn(async move {
-            for filter in filters {
-                if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
-                    tracing::error!(%filter, error = %e, "subscribe failed");
-                }
+            let filters = filters
+                .into_iter()
+                .map(|f| Filter::new(f, QoS::AtLeastOnce));
+            if let Err(e) = client.subscribe_many(filters).await {
+                tracing::error!(error = %e, "subscribe failed");
             }
         });
+    }
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
