@@ -27,7 +27,7 @@ pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
 pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
 pub const DELIVERY_OVERFLOW_DROPPED: &str = "meridian_mqtt_delivery_overflow_dropped_total";
 pub const SUBSCRIPTIONS_REFUSED: &str = "meridian_mqtt_subscriptions_refused_total";
-pub const SESSION_TAKEOVERS: &str = "meridian_mqtt_session_takeovers_total";
+pub const CLOSED_BY_BROKER: &str = "meridian_mqtt_closed_by_broker_total";
 pub const HTTP_REQUESTS: &str = "meridian_http_requests_total";
 pub const HTTP_DURATION: &str = "meridian_http_request_duration_seconds";
 pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
@@ -160,8 +160,9 @@ fn describe() {
         "Topic filters the broker refused to subscribe us to, by SUBACK reason"
     );
     describe_counter!(
-        SESSION_TAKEOVERS,
-        "Times another connection with our MQTT client id took our session over"
+        CLOSED_BY_BROKER,
+        "Established MQTT connections the broker closed, by how: session_taken_over (another \
+         connection with our client id) or closed_without_reason (Mosquitto 2.0 on a takeover)"
     );
     describe_gauge!(
         LIVE_CANDIDATES,
@@ -281,26 +282,29 @@ pub fn subscription_refused(filter: &str, reason: &'static str) {
     tracing::error!(%filter, reason, "broker refused the subscription");
 }
 
-pub fn session_taken_over(
+pub fn closed_by_broker(
     client_id: &str,
+    how: &'static str,
     streak: u32,
     flapping: bool,
     delay: std::time::Duration,
 ) {
-    counter!(SESSION_TAKEOVERS).increment(1);
+    counter!(CLOSED_BY_BROKER, "reason" => how).increment(1);
     if flapping {
         tracing::error!(
             client_id,
-            takeovers_in_a_row = streak,
+            how,
+            closed_in_a_row = streak,
             ?delay,
-            "MQTT session taken over again by another connection with our client id: \
-             is another node running with the same MQTT_CLIENT_ID? backing off"
+            "the MQTT broker keeps closing our connection soon after accepting it: is another \
+             node running with the same MQTT_CLIENT_ID? backing off"
         );
     } else {
         tracing::warn!(
             client_id,
+            how,
             ?delay,
-            "MQTT session taken over by another connection with our client id"
+            "the MQTT broker closed our connection"
         );
     }
 }

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::ack::{AckToken, Acker, Generation};
 use super::overflow::Overflow;
 use super::session::{
-    is_takeover, reason_label, Retries, Takeovers, RECONNECT_DELAY, STABLE_AFTER,
+    closed_by_broker, reason_label, Retries, Takeovers, RECONNECT_DELAY, STABLE_AFTER,
 };
 use crate::config::MqttSettings;
 use crate::domain::Timestamp;
@@ -273,21 +273,23 @@ impl Poller {
         }
     }
 
-    /// How long to wait before reconnecting; a session takeover is counted and, when it keeps
-    /// happening, reported and backed off (two nodes sharing a client id).
+    /// How long to wait before reconnecting. The broker closing an established connection is
+    /// counted and, when it happens again and again, reported and backed off: it is what two
+    /// nodes sharing a client id look like.
     fn reconnect_delay(&mut self, error: &ConnectionError) -> Duration {
-        if !is_takeover(error) {
+        let Some(how) = closed_by_broker(error) else {
             return RECONNECT_DELAY;
-        }
+        };
         let delay = self.takeovers.taken_over();
         let (streak, flapping) = (self.takeovers.streak(), self.takeovers.is_flapping());
-        observability::session_taken_over(&self.client_id, streak, flapping, delay);
+        observability::closed_by_broker(&self.client_id, how, streak, flapping, delay);
         if flapping {
             self.readiness.raise(
                 SESSION_CHECK,
                 format!(
-                    "session taken over {streak} times in a row by another connection with client id \
-                     {:?}: does another node use the same MQTT_CLIENT_ID? reconnecting with backoff",
+                    "the broker closed our connection {streak} times in a row soon after \
+                     accepting it ({how}): another node probably uses the same MQTT_CLIENT_ID \
+                     {:?} and takes the session over; reconnecting with backoff",
                     self.client_id
                 ),
             );

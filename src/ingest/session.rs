@@ -2,7 +2,8 @@
 //! no clock of their own) so their policies are unit-tested.
 //!
 //! - [`Takeovers`]: two nodes started with the same `MQTT_CLIENT_ID` take the session from
-//!   each other on every connect (the broker drops the older connection). Reconnecting at the
+//!   each other on every connect (the broker drops the older connection; Mosquitto 2.0.11
+//!   without saying why, see [`closed_by_broker`]). Reconnecting at the
 //!   ordinary pace makes the pair flap a few times a second, forever, each node holding the
 //!   session (and its in-flight messages) for half a second. After a few takeovers in a row we
 //!   call it a misconfiguration, say so, and back off exponentially, so the pair settles: the
@@ -86,15 +87,28 @@ impl Retries {
     }
 }
 
-/// The broker closed our connection because another one with our client id connected.
-pub fn is_takeover(error: &ConnectionError) -> bool {
-    matches!(
-        error,
+/// Why the broker closed an established connection, if it did, as a metric label: a
+/// takeover by another connection with our client id says so in its DISCONNECT (MQTT v5,
+/// reason 0x8E), but Mosquitto 2.0.11 just closes the socket, so a close without a reason
+/// counts too. Taken one by one these are ordinary; many in a row is what [`Takeovers`] flags.
+pub fn closed_by_broker(error: &ConnectionError) -> Option<&'static str> {
+    use std::io::ErrorKind;
+    match error {
         ConnectionError::MqttState(StateError::ServerDisconnect {
             reason_code: DisconnectReasonCode::SessionTakenOver,
             ..
-        })
-    )
+        }) => Some("session_taken_over"),
+        ConnectionError::MqttState(StateError::ConnectionAborted) => Some("closed_without_reason"),
+        ConnectionError::MqttState(StateError::Io(e)) | ConnectionError::Io(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Some("closed_without_reason")
+        }
+        _ => None,
+    }
 }
 
 /// A SUBACK failure reason as a metric label.
@@ -170,20 +184,35 @@ mod tests {
     }
 
     #[test]
-    fn only_a_session_taken_over_disconnect_is_a_takeover() {
+    fn a_close_by_the_broker_is_told_from_other_failures() {
         let disconnect = |reason_code| {
             ConnectionError::MqttState(StateError::ServerDisconnect {
                 reason_code,
                 reason_string: None,
             })
         };
-        assert!(is_takeover(&disconnect(
-            DisconnectReasonCode::SessionTakenOver
-        )));
-        assert!(!is_takeover(&disconnect(
-            DisconnectReasonCode::ServerShuttingDown
-        )));
-        assert!(!is_takeover(&ConnectionError::RequestsDone));
+        let io = |kind| ConnectionError::Io(std::io::Error::from(kind));
+        assert_eq!(
+            closed_by_broker(&disconnect(DisconnectReasonCode::SessionTakenOver)),
+            Some("session_taken_over")
+        );
+        assert_eq!(
+            closed_by_broker(&ConnectionError::MqttState(StateError::ConnectionAborted)),
+            Some("closed_without_reason")
+        );
+        assert_eq!(
+            closed_by_broker(&io(std::io::ErrorKind::ConnectionReset)),
+            Some("closed_without_reason")
+        );
+        assert_eq!(
+            closed_by_broker(&io(std::io::ErrorKind::ConnectionRefused)),
+            None
+        );
+        assert_eq!(
+            closed_by_broker(&disconnect(DisconnectReasonCode::ServerShuttingDown)),
+            None
+        );
+        assert_eq!(closed_by_broker(&ConnectionError::RequestsDone), None);
     }
 
     #[test]
