@@ -153,7 +153,7 @@ fn describe() {
     );
     describe_counter!(
         DELIVERY_OVERFLOW_DROPPED,
-        "Deliveries dropped unacked at the overflow bound, with a reconnect so the broker resends them"
+        "Deliveries dropped unacked at the overflow bound; a reconnect has the broker resend them"
     );
     describe_counter!(
         SUBSCRIPTIONS_REFUSED,
@@ -267,14 +267,17 @@ pub fn delivery_overflow(len: usize) {
     gauge!(DELIVERY_OVERFLOW).set(len as f64);
 }
 
-pub fn delivery_overflow_dropped(n: usize, limit: usize) {
-    counter!(DELIVERY_OVERFLOW_DROPPED).increment(n as u64);
-    gauge!(DELIVERY_OVERFLOW).set(0.0);
+/// The overflow queue is full: from now until the reconnect, deliveries are dropped unacked.
+pub fn delivery_overflow_full(limit: usize) {
     tracing::error!(
-        dropped = n,
         limit,
-        "broker sent far beyond our receive-maximum: dropped the overflow unacked and reconnecting so it is redelivered"
+        "broker sends far beyond our receive-maximum: dropping deliveries unacked until what we \
+         hold is acked, then reconnecting so the broker redelivers them"
     );
+}
+
+pub fn delivery_overflow_dropped(n: u64) {
+    counter!(DELIVERY_OVERFLOW_DROPPED).increment(n);
 }
 
 pub fn subscription_refused(filter: &str, reason: &'static str) {

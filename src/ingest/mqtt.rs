@@ -12,6 +12,7 @@
 //! not while another connection with our client id keeps taking the session over
 //! (`mqtt_session`, with reconnects backed off; see `session.rs`).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +105,7 @@ impl MqttSource {
             // As much again as the channel: the ~2× Mosquitto was measured sending fits.
             overflow: Overflow::new(settings.receive_maximum as usize),
             discarding: false,
+            unacked: HashSet::new(),
             subscribed: false,
             suback_pending: None,
             refusals: Retries::default(),
@@ -164,9 +166,11 @@ struct Poller {
     readiness: Readiness,
     /// Deliveries beyond the channel's capacity (broker exceeding receive-maximum), in order.
     overflow: Overflow<Delivery>,
-    /// Set when the overflow bound dropped the connection: publishes the event loop had
-    /// already read from it are dropped too (unacked, so redelivered) until the next CONNACK.
+    /// Set at the overflow bound: until the next CONNACK every new publish is dropped unacked
+    /// (see `overflow.rs`), and once `unacked` is empty we reconnect to have them redelivered.
     discarding: bool,
+    /// Packet ids forwarded (QoS 1) on this connection whose PUBACK has not gone out yet.
+    unacked: HashSet<u16>,
     /// Every filter was granted on the current session.
     subscribed: bool,
     /// The SUBSCRIBE whose SUBACK decides `subscribed` (an older one's answer is ignored).
@@ -226,6 +230,7 @@ impl Poller {
                     self.connected(connack.session_present)
                 }
                 Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => self.suback_pending = Some(pkid),
+                Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => self.acked(pkid),
                 Ok(Event::Incoming(Packet::SubAck(suback))) => self.subscription_answered(&suback),
                 // Keep reading until the broker closes the connection. Dropping the socket now,
                 // with its publishes still unread in our receive buffer, makes the kernel send
@@ -235,6 +240,10 @@ impl Poller {
                 Ok(_) => {}
                 Err(e) => {
                     self.status.set(false);
+                    // Acks committed from now on must not reach the next connection, where
+                    // the packet id may already name another message.
+                    self.generation.advance();
+                    self.unacked.clear();
                     (self.stable_at, self.suback_pending, self.resubscribe_at) = (None, None, None);
                     if closing {
                         break; // the broker closed the connection after our DISCONNECT
@@ -254,6 +263,7 @@ impl Poller {
     fn connected(&mut self, session_present: bool) {
         self.generation.advance();
         self.discarding = false;
+        self.unacked.clear();
         // The broker keeps subscriptions in the session. Without one (first start, expiry,
         // broker restart without persistence) ours are gone; and a session this process has
         // not seen granted (after a restart) may hold a refused one. Raised before the status
@@ -302,7 +312,8 @@ impl Poller {
             return; // after shutdown began: left unacked, the broker redelivers it next session
         };
         if self.discarding {
-            return; // read from a connection dropped at the overflow bound: redelivered
+            observability::delivery_overflow_dropped(1);
+            return; // unacked: redelivered after the reconnect that `acked` starts
         }
         if publish.dup {
             observability::messages_redelivered(1);
@@ -317,6 +328,9 @@ impl Poller {
             },
             payload: publish.payload,
         };
+        if publish.qos == QoS::AtLeastOnce {
+            self.unacked.insert(publish.pkid);
+        }
         let delivery = if self.overflow.is_empty() {
             match tx.try_send(delivery) {
                 Err(mpsc::error::TrySendError::Full(delivery)) => delivery,
@@ -325,17 +339,35 @@ impl Poller {
         } else {
             delivery // keep order behind what already waits
         };
-        if self.overflow.push(delivery).is_ok() {
-            observability::delivery_overflow(self.overflow.len());
-            return;
+        match self.overflow.push(delivery) {
+            Ok(()) if self.overflow.len() == 1 => {
+                tracing::warn!(
+                    "delivery channel full: broker exceeds our receive-maximum; buffering"
+                );
+            }
+            Ok(()) => {}
+            Err(refused) => {
+                self.unacked.remove(&refused.ack.pkid);
+                // At the bound: see overflow.rs for why drop-and-redeliver is the way.
+                observability::delivery_overflow_full(self.overflow.limit());
+                observability::delivery_overflow_dropped(1);
+                self.discarding = true;
+                return;
+            }
         }
-        // At the bound: see overflow.rs for why dropping unacked and reconnecting is the way.
-        let dropped = self.overflow.clear() + 1;
-        observability::delivery_overflow_dropped(dropped, self.overflow.limit());
-        self.eventloop.clean();
-        self.status.set(false);
-        self.discarding = true;
-        self.reconnect_at = Some(Instant::now() + RECONNECT_DELAY);
+        observability::delivery_overflow(self.overflow.len());
+    }
+
+    /// A PUBACK went out. Once everything kept at the overflow bound is acked, reconnect: the
+    /// broker then redelivers what was dropped, and nothing kept is wasted as stale.
+    fn acked(&mut self, pkid: u16) {
+        self.unacked.remove(&pkid);
+        if self.discarding && self.unacked.is_empty() && self.reconnect_at.is_none() {
+            self.eventloop.clean();
+            self.status.set(false);
+            self.generation.advance();
+            self.reconnect_at = Some(Instant::now() + RECONNECT_DELAY);
+        }
     }
 
     fn subscription_answered(&mut self, suback: &SubAck) {

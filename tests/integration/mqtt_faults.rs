@@ -313,3 +313,32 @@ async fn messages_left_unacked_by_an_earlier_connection_are_counted_as_redeliver
         "redeliveries (DUP set) are counted"
     );
 }
+
+/// Mosquitto 2.0.11 sends far beyond a small receive-maximum (measured: thousands unacked
+/// against 10), so the overflow queue reaches its bound: deliveries are dropped unacked and
+/// redelivered after a reconnect, and every message is still stored exactly once.
+#[tokio::test]
+async fn a_broker_exceeding_receive_maximum_loses_nothing_at_the_overflow_bound() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("MQTT_RECEIVE_MAXIMUM", "10"),
+        ("MERIDIAN_BATCH_ROWS", "5"),
+        ("MERIDIAN_WRITERS", "1"),
+    ])
+    .await;
+    app.register(&["flood-1"]).await;
+    let dropped_before = counter(meridian::observability::DELIVERY_OVERFLOW_DROPPED);
+    let t = now_ms() - 100_000;
+    for i in 0..300 {
+        app.publisher
+            .telemetry("flood-1", point(t + i, 1.0, 1.0))
+            .await;
+    }
+    app.wait_until("all 300 stored", || async {
+        app.count("SELECT count(*) FROM vehicle_telemetry").await == 300
+    })
+    .await;
+    assert!(
+        counter(meridian::observability::DELIVERY_OVERFLOW_DROPPED) > dropped_before,
+        "the bound was reached (else this test proves nothing)"
+    );
+}
