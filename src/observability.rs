@@ -11,7 +11,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 pub const MESSAGES_RECEIVED: &str = "meridian_ingest_messages_received_total";
+pub const MESSAGES_REDELIVERED: &str = "meridian_ingest_messages_redelivered_total";
 pub const MESSAGES_ACKED: &str = "meridian_ingest_messages_acked_total";
+pub const ACKS_FAILED: &str = "meridian_ingest_acks_failed_total";
 pub const MESSAGES_IGNORED: &str = "meridian_ingest_messages_ignored_total";
 pub const POINTS_STORED: &str = "meridian_ingest_points_stored_total";
 pub const POINTS_DUPLICATE: &str = "meridian_ingest_points_duplicate_total";
@@ -25,6 +27,9 @@ pub const WRITE_ERRORS: &str = "meridian_ingest_write_errors_total";
 pub const BROKER_RECONNECTS: &str = "meridian_mqtt_reconnects_total";
 pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
 pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
+pub const DELIVERY_OVERFLOW_DROPPED: &str = "meridian_mqtt_delivery_overflow_dropped_total";
+pub const SUBSCRIPTIONS_REFUSED: &str = "meridian_mqtt_subscriptions_refused_total";
+pub const CLOSED_BY_BROKER: &str = "meridian_mqtt_closed_by_broker_total";
 pub const HTTP_REQUESTS: &str = "meridian_http_requests_total";
 pub const HTTP_DURATION: &str = "meridian_http_request_duration_seconds";
 pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
@@ -96,8 +101,16 @@ pub fn metrics_handle() -> PrometheusHandle {
 fn describe() {
     describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");
     describe_counter!(
+        MESSAGES_REDELIVERED,
+        "MQTT messages the broker sent again (DUP flag set): unacked before a reconnect"
+    );
+    describe_counter!(
         MESSAGES_ACKED,
         "MQTT messages acknowledged after their rows or dead letters committed"
+    );
+    describe_counter!(
+        ACKS_FAILED,
+        "Committed MQTT messages whose acknowledgement could not be sent (the broker redelivers them)"
     );
     describe_counter!(
         MESSAGES_IGNORED,
@@ -144,6 +157,23 @@ fn describe() {
         "Connections (re)established to the MQTT broker"
     );
     describe_gauge!(BROKER_CONNECTED, "1 while connected to the MQTT broker");
+    describe_gauge!(
+        DELIVERY_OVERFLOW,
+        "Deliveries the broker sent beyond our receive-maximum, waiting for room in the pipeline"
+    );
+    describe_counter!(
+        DELIVERY_OVERFLOW_DROPPED,
+        "Deliveries dropped unacked at the overflow bound; a reconnect has the broker resend them"
+    );
+    describe_counter!(
+        SUBSCRIPTIONS_REFUSED,
+        "Topic filters the broker refused to subscribe us to, by SUBACK reason"
+    );
+    describe_counter!(
+        CLOSED_BY_BROKER,
+        "Established MQTT connections the broker closed, by how: session_taken_over (another \
+         connection with our client id) or closed_without_reason (Mosquitto 2.0 on a takeover)"
+    );
     describe_gauge!(
         LIVE_CANDIDATES,
         "Shifts of available drivers with a position, in this node's live index"
@@ -216,6 +246,10 @@ pub fn messages_received(n: u64) {
     counter!(MESSAGES_RECEIVED).increment(n);
 }
 
+pub fn messages_redelivered(n: u64) {
+    counter!(MESSAGES_REDELIVERED).increment(n);
+}
+
 pub fn messages_acked(n: u64) {
     counter!(MESSAGES_ACKED).increment(n);
 }
@@ -223,6 +257,13 @@ pub fn messages_acked(n: u64) {
 /// One failed write attempt; `class` is an SQLSTATE class or a word (see `ingest::faults::class`).
 pub fn write_failed(class: String) {
     counter!(WRITE_ERRORS, "class" => class).increment(1);
+}
+
+/// The acks of `n` committed messages could not be queued (the event loop is gone): they
+/// stay unacked and are redelivered, which the idempotent store absorbs.
+pub fn acks_failed(n: u64, error: &dyn std::fmt::Display) {
+    counter!(ACKS_FAILED).increment(n);
+    tracing::error!(messages = n, error = %error, "cannot send MQTT acks for committed messages; the broker will redeliver them");
 }
 
 pub fn write_retried(error: &dyn std::fmt::Display) {
@@ -243,6 +284,51 @@ pub fn broker_disconnected(error: &dyn std::fmt::Display) {
 
 pub fn delivery_overflow(len: usize) {
     gauge!(DELIVERY_OVERFLOW).set(len as f64);
+}
+
+/// The overflow queue is full: from now until the reconnect, deliveries are dropped unacked.
+pub fn delivery_overflow_full(limit: usize) {
+    tracing::error!(
+        limit,
+        "broker sends far beyond our receive-maximum: dropping deliveries unacked until what we \
+         hold is acked, then reconnecting so the broker redelivers them"
+    );
+}
+
+pub fn delivery_overflow_dropped(n: u64) {
+    counter!(DELIVERY_OVERFLOW_DROPPED).increment(n);
+}
+
+pub fn subscription_refused(filter: &str, reason: &'static str) {
+    counter!(SUBSCRIPTIONS_REFUSED, "reason" => reason).increment(1);
+    tracing::error!(%filter, reason, "broker refused the subscription");
+}
+
+pub fn closed_by_broker(
+    client_id: &str,
+    how: &'static str,
+    streak: u32,
+    flapping: bool,
+    delay: std::time::Duration,
+) {
+    counter!(CLOSED_BY_BROKER, "reason" => how).increment(1);
+    if flapping {
+        tracing::error!(
+            client_id,
+            how,
+            closed_in_a_row = streak,
+            ?delay,
+            "the MQTT broker keeps closing our connection soon after accepting it: is another \
+             node running with the same MQTT_CLIENT_ID? backing off"
+        );
+    } else {
+        tracing::warn!(
+            client_id,
+            how,
+            ?delay,
+            "the MQTT broker closed our connection"
+        );
+    }
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: std::time::Duration) {

@@ -74,17 +74,22 @@ impl Acker {
                 "not acking deliveries from an earlier connection or QoS 0"
             );
         }
+        let mut sent = 0;
         for t in &fresh {
             let mut publish = Publish::new("", t.qos, Vec::new(), None);
             publish.pkid = t.pkid;
-            // Fails only when the event loop is gone (shutdown after the deadline): the broker
-            // then redelivers, which the idempotent store absorbs.
-            if self.client.ack(&publish).await.is_err() {
-                return;
+            // Fails only when the event loop is gone (shutdown after the deadline, or the source
+            // task died): the rest would fail the same way. The broker then redelivers these,
+            // which the idempotent store absorbs; they are committed all the same, so they
+            // count as settled — otherwise a wait on `settled` would hang instead of failing.
+            if let Err(e) = self.client.ack(&publish).await {
+                observability::acks_failed((fresh.len() - sent) as u64, &e);
+                break;
             }
+            sent += 1;
         }
         self.acked.fetch_add(tokens.len() as u64, Ordering::Relaxed);
-        observability::messages_acked(fresh.len() as u64);
+        observability::messages_acked(sent as u64);
     }
 
     /// Messages settled so far: acked, or committed and deliberately not acked (stale connection,
@@ -117,6 +122,27 @@ mod tests {
         let (fresh, skipped) = sendable(&tokens, 2);
         assert_eq!(fresh.iter().map(|t| t.pkid).collect::<Vec<_>>(), [1, 4]);
         assert_eq!(skipped, 2);
+    }
+
+    #[tokio::test]
+    async fn committed_messages_settle_even_when_the_ack_cannot_be_sent() {
+        let handle = observability::metrics_handle();
+        let options = rumqttc::v5::MqttOptions::new("ack-test", "127.0.0.1", 1);
+        let (client, eventloop) = AsyncClient::new(options, 10);
+        drop(eventloop); // the event loop is gone: every ack fails
+        let acker = Acker::new(client, Generation::default());
+        let tokens: Vec<AckToken> = (1..=3).map(|p| token(p, QoS::AtLeastOnce, 0)).collect();
+
+        acker.ack_committed(&tokens).await;
+
+        assert_eq!(acker.settled(), 3, "committed, so settled although unacked");
+        let failed = handle.render().lines().find_map(|l| {
+            l.strip_prefix(observability::ACKS_FAILED)?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        assert!(failed >= Some(3), "failed acks are counted: {failed:?}");
     }
 
     #[test]

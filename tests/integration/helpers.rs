@@ -204,6 +204,18 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 /// A node on an existing database and topic prefix (a second node for scale-out tests).
 pub async fn spawn_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let test = start_node(db_url, prefix, overrides).await;
+    test.wait_until("broker subscription", || async {
+        test.get("/readyz").await.0 == 200
+    })
+    .await;
+    // The subscription is sent right after CONNACK; give the SUBACK a moment before publishing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    test
+}
+
+/// A node started without waiting for it to become ready (tests of why it is not).
+pub async fn start_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) -> TestApp {
     let id = Uuid::new_v4().simple().to_string();
     let client_id = format!("meridian-test-{}", &id[..12]);
     let env = test_env(db_url, prefix, &client_id, overrides);
@@ -212,7 +224,7 @@ pub async fn spawn_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) 
     let port = app.port();
     let acker = app.acker().expect("ingest enabled");
     tokio::spawn(app.run_until_stopped());
-    let test = TestApp {
+    TestApp {
         port,
         db: connect(db_url).await,
         db_url: db_url.to_owned(),
@@ -221,14 +233,7 @@ pub async fn spawn_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) 
         prefix: prefix.to_owned(),
         acker,
         http: reqwest::Client::new(),
-    };
-    test.wait_until("broker subscription", || async {
-        test.get("/readyz").await.0 == 200
-    })
-    .await;
-    // The subscription is sent right after CONNACK; give the SUBACK a moment before publishing.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    test
+    }
 }
 
 impl TestApp {

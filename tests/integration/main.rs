@@ -12,6 +12,7 @@ mod geofences;
 mod health;
 mod helpers;
 mod ingest;
+mod mqtt_faults;
 mod nearest;
 mod partitions;
 mod positions;

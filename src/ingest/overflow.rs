@@ -1,0 +1,110 @@
+//! The bounded queue for deliveries a broker sends beyond the receive-maximum we announced.
+//!
+//! By protocol a broker may have at most receive-maximum unacked messages towards us, and the
+//! channel out of the event loop is sized for exactly that. Brokers do not all keep the
+//! promise (Mosquitto 2.0.11 was measured letting ~2× through once acks flow), so what finds
+//! the channel full waits here, in order, and is forwarded as room frees up — the event loop
+//! keeps polling meanwhile, because blocking it would stop pings and acks.
+//!
+//! At the bound the queue refuses, and the source (`mqtt::Poller`) switches to discarding:
+//! every further delivery on this connection is dropped *unacked*; what is already held
+//! (channel and queue) goes on through the pipeline and is acked as usual; once the last of
+//! those PUBACKs has gone out, the source drops the connection and reconnects. The session
+//! outlives the connection (clean start off), and a broker resends unacked messages only on a
+//! reconnect, so everything dropped comes back — into an empty pipeline. Each round stores at
+//! least what the queue and channel held, so a broker that ignores receive-maximum entirely
+//! slows us down but cannot make us lose messages, waste committed work (acks made stale by
+//! an earlier reconnect) or grow without bound. The alternatives were worse: acking early
+//! breaks ack-after-commit; dropping without the reconnect strands the messages until some
+//! later reconnect; reconnecting at once wastes the held deliveries (their acks go stale), and
+//! a broker that resends beyond the bound again then never lets a round finish (measured with
+//! Mosquitto 2.0.11 and a receive-maximum of 10: it over-sends far past 2×).
+
+use std::collections::VecDeque;
+
+pub struct Overflow<T> {
+    queue: VecDeque<T>,
+    limit: usize,
+}
+
+impl<T> Overflow<T> {
+    /// Holds at most `limit` items (a `limit` of 0 refuses everything).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// Queues `item` behind the others, or hands it back when the queue is at its bound.
+    pub fn push(&mut self, item: T) -> Result<(), T> {
+        if self.queue.len() >= self.limit {
+            return Err(item);
+        }
+        self.queue.push_back(item);
+        Ok(())
+    }
+
+    pub fn pop_front(&mut self) -> Option<T> {
+        self.queue.pop_front()
+    }
+
+    /// Drops everything queued (at shutdown: unacked, redelivered next session); returns how
+    /// many were dropped.
+    pub fn clear(&mut self) -> usize {
+        let n = self.queue.len();
+        self.queue = VecDeque::new(); // give the memory back, not only the items
+        n
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_refuses_at_the_bound() {
+        let mut o = Overflow::new(3);
+        assert_eq!(o.push(1), Ok(()));
+        assert_eq!(o.push(2), Ok(()));
+        assert_eq!(o.push(3), Ok(()));
+        assert_eq!(o.push(4), Err(4), "the fourth is handed back");
+        assert_eq!(o.len(), 3);
+        assert_eq!(o.pop_front(), Some(1));
+        assert_eq!(o.push(5), Ok(()), "room again once one is forwarded");
+        assert_eq!(o.pop_front(), Some(2));
+        assert_eq!(o.pop_front(), Some(3));
+        assert_eq!(o.pop_front(), Some(5));
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn clear_reports_what_it_dropped() {
+        let mut o = Overflow::new(10);
+        for i in 0..7 {
+            o.push(i).unwrap();
+        }
+        assert_eq!(o.clear(), 7);
+        assert!(o.is_empty());
+        assert_eq!(o.clear(), 0);
+    }
+
+    #[test]
+    fn a_zero_bound_refuses_everything() {
+        let mut o = Overflow::new(0);
+        assert_eq!(o.push("a"), Err("a"));
+        assert!(o.is_empty());
+    }
+}
