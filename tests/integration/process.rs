@@ -233,13 +233,17 @@ async fn sigkill_between_commit_and_ack_is_redelivered_absorbed_and_nothing_is_l
             && metric(addr, "meridian_ingest_messages_acked_total").await == r
     })
     .await;
-    let (r, st, dup) = (
+    let (r, st, dup, redelivered) = (
         metric(addr, received).await,
         metric(addr, stored).await,
         metric(addr, duplicates).await,
+        metric(addr, "meridian_ingest_messages_redelivered_total").await,
     );
-    // TODO(merge): with `meridian_ingest_messages_redelivered_total` (PUBLISH with DUP set)
-    // from the MQTT source, also assert it is >= committed_unacked on this node.
+    assert!(
+        redelivered >= committed_unacked as u64,
+        "the broker resent (DUP set) at least the {committed_unacked} committed-but-unacked \
+         messages: {redelivered} redelivered"
+    );
     assert!(
         dup >= committed_unacked as u64,
         "the {committed_unacked} committed-but-unacked messages came back and were absorbed: \
