@@ -5,9 +5,11 @@ mod external_id;
 pub mod geofence;
 mod position;
 mod role;
+mod status;
 mod timestamp;
 
 pub use external_id::{ExternalId, ExternalIdError};
 pub use position::{LatLon, PositionError};
 pub use role::{Role, RoleError};
+pub use status::{DriverStatus, DriverStatusError, VehicleStatus, VehicleStatusError};
 pub use timestamp::{Timestamp, TimestampError};

@@ -1,16 +1,54 @@
 //! Vehicles, drivers and shifts: the small reference tables dispatch is built on.
-//! Each row type maps one-to-one to its table; the API shapes them (`api::fleet`).
+//! Each row type maps one-to-one to its table; the API shapes them into bodies (`api::vehicles`,
+//! `api::drivers`). Statuses are the domain enums, stored as their wire text.
 
+use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::{DriverStatus, VehicleStatus};
 
-#[derive(Debug, Serialize, ToSchema)]
+/// A status column is text holding `as_str()`; the table's CHECK lists the same values.
+macro_rules! text_enum_sql {
+    ($t:ty) => {
+        impl ToSql for $t {
+            fn to_sql(
+                &self,
+                ty: &Type,
+                out: &mut BytesMut,
+            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.as_str().to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as ToSql>::accepts(ty)
+            }
+
+            to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $t {
+            fn from_sql(
+                ty: &Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                Ok(<&str as FromSql>::from_sql(ty, raw)?.parse()?)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as FromSql>::accepts(ty)
+            }
+        }
+    };
+}
+
+text_enum_sql!(VehicleStatus);
+text_enum_sql!(DriverStatus);
+
+#[derive(Debug)]
 pub struct Vehicle {
     pub id: Uuid,
     pub external_id: String,
@@ -20,9 +58,7 @@ pub struct Vehicle {
     pub model: Option<String>,
     pub year: Option<i32>,
     pub vehicle_type: Option<String>,
-    /// `active`, `maintenance`, `inactive` or `retired`.
-    pub status: String,
-    #[schema(value_type = Object)]
+    pub status: VehicleStatus,
     pub specs: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -37,7 +73,7 @@ pub struct VehicleFields {
     pub model: Option<String>,
     pub year: Option<i32>,
     pub vehicle_type: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<VehicleStatus>,
     pub specs: Option<serde_json::Value>,
 }
 
@@ -138,7 +174,7 @@ pub async fn update_vehicle(
 /// Keyset pagination by id: stable under concurrent inserts, no OFFSET scans.
 pub async fn list_vehicles(
     c: &impl GenericClient,
-    status: Option<&str>,
+    status: Option<VehicleStatus>,
     vehicle_type: Option<&str>,
     after: Option<Uuid>,
     limit: i64,
@@ -154,13 +190,12 @@ pub async fn list_vehicles(
         .collect())
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug)]
 pub struct Driver {
     pub id: Uuid,
     pub name: String,
     pub license_number: Option<String>,
-    /// `available`, `on_job`, `on_break`, `off_duty` or `inactive`.
-    pub status: String,
+    pub status: DriverStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -182,7 +217,7 @@ pub async fn create_driver(
     c: &impl GenericClient,
     name: &str,
     license: Option<&str>,
-    status: Option<&str>,
+    status: Option<DriverStatus>,
 ) -> Result<Driver, StoreError> {
     let sql = format!(
         "INSERT INTO drivers (name, license_number, status) VALUES ($1, $2, coalesce($3, 'off_duty')) RETURNING {DRIVER_COLUMNS}"
@@ -202,7 +237,7 @@ pub async fn update_driver(
     id: Uuid,
     name: Option<&str>,
     license: Option<&str>,
-    status: Option<&str>,
+    status: Option<DriverStatus>,
 ) -> Result<Option<Driver>, StoreError> {
     let sql = format!(
         "UPDATE drivers SET name = coalesce($2, name), license_number = coalesce($3, license_number), \
@@ -216,7 +251,7 @@ pub async fn update_driver(
 
 pub async fn list_drivers(
     c: &impl GenericClient,
-    status: Option<&str>,
+    status: Option<DriverStatus>,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Driver>, StoreError> {
