@@ -84,7 +84,8 @@ fi
 step "schemathesis: all phases, all checks, ${MAX_TIME}s"
 # --max-examples bounds each operation in the coverage/fuzzing phases so that the time budget
 # is shared by all operations and the stateful phase still runs.
-if "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/openapi.json" \
+# Run from the state directory: schemathesis keeps its cache (.schemathesis/) in the cwd.
+if (cd "$STATE_DIR" && "$VENV/bin/schemathesis" --config-file "$MERIDIAN_ROOT/scripts/schemathesis.toml" run "$base/openapi.json" \
   --header "Authorization: Bearer $key" \
   --phases examples,coverage,fuzzing,stateful \
   --checks all \
@@ -93,7 +94,7 @@ if "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/o
   --workers "${API_CONTRACT_WORKERS:-2}" \
   --seed "${API_CONTRACT_SEED:-$RANDOM}" \
   --report junit --report-dir "$STATE_DIR/schemathesis-report" \
-  --warnings off; then
+  --warnings off); then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))
