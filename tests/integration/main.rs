@@ -4,6 +4,7 @@
 mod auth;
 mod broker;
 mod client;
+mod contract;
 mod dead_letters;
 mod fleet;
 mod geodesy;
