@@ -62,7 +62,7 @@ trap cleanup EXIT
 step "fresh database $db, migrated"
 pg "$ADMIN_URL" -c "CREATE DATABASE $db"
 export DATABASE_URL=$db_url MQTT_URL=$MQTT MERIDIAN_HTTP_ADDR=127.0.0.1:$port
-export MQTT_CLIENT_ID=$id MQTT_TOPIC_PREFIX="$id/" MQTT_SESSION_EXPIRY_S=60 RUST_LOG=${RUST_LOG:-warn}
+export MQTT_CLIENT_ID=$id MQTT_TOPIC_PREFIX="$id/" MQTT_SESSION_EXPIRY_S=60 RUST_LOG=${RUST_LOG:-warn} RUST_BACKTRACE=0
 "$MERIDIAN" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log"; die "migrate failed"; }
 key=$("$MERIDIAN" apikey create --role admin --name contract)
 
@@ -82,6 +82,8 @@ else
 fi
 
 step "schemathesis: all phases, all checks, ${MAX_TIME}s"
+# One worker: with two, hypothesis (on CPython 3.11) intermittently failed describing a filter
+# ("AST constructor recursion depth mismatch"), an error of the tool, not of the API.
 # --max-examples bounds each operation in the coverage/fuzzing phases so that the time budget
 # is shared by all operations and the stateful phase still runs.
 # Run from the state directory: schemathesis keeps its cache (.schemathesis/) in the cwd.
@@ -91,7 +93,7 @@ if (cd "$STATE_DIR" && "$VENV/bin/schemathesis" --config-file "$MERIDIAN_ROOT/sc
   --checks all \
   --max-time "$MAX_TIME" \
   --max-examples "${API_CONTRACT_MAX_EXAMPLES:-50}" \
-  --workers "${API_CONTRACT_WORKERS:-2}" \
+  --workers "${API_CONTRACT_WORKERS:-1}" \
   --seed "${API_CONTRACT_SEED:-$RANDOM}" \
   --report junit --report-dir "$STATE_DIR/schemathesis-report" \
   --warnings off); then
@@ -100,6 +102,7 @@ else
   failed=$((failed + 1))
   info "server log (last 40 lines):"
   tail -n 40 "$work/serve.log" >&2
+  cp "$work/serve.log" "$STATE_DIR/api-contract-serve.log"
 fi
 
 echo "contract: $passed passed, $failed failed"

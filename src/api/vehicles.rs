@@ -48,7 +48,7 @@ pub struct VehicleBody {
     status: VehicleStatus,
     /// Free-form attributes (a JSON object).
     #[schema(value_type = Object)]
-    specs: serde_json::Value,
+    specs: Box<serde_json::value::RawValue>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }

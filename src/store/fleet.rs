@@ -4,6 +4,7 @@
 
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
@@ -59,7 +60,10 @@ pub struct Vehicle {
     pub year: Option<i32>,
     pub vehicle_type: Option<String>,
     pub status: VehicleStatus,
-    pub specs: serde_json::Value,
+    /// The jsonb as PostgreSQL prints it, passed through unparsed: PostgreSQL prints numbers
+    /// exactly (`1.7976931348623157e308` as 309 digits), and serde_json's default parser can
+    /// round such a number past `f64::MAX` and refuse it, which made the row unreadable.
+    pub specs: Box<RawValue>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -104,7 +108,7 @@ fn with_fields<'a>(
 }
 
 const VEHICLE_COLUMNS: &str =
-    "id, external_id, vin, plate, make, model, year, vehicle_type, status, specs, created_at, updated_at";
+    "id, external_id, vin, plate, make, model, year, vehicle_type, status, specs::text, created_at, updated_at";
 
 fn vehicle(r: &Row) -> Vehicle {
     Vehicle {
@@ -117,7 +121,7 @@ fn vehicle(r: &Row) -> Vehicle {
         year: r.get(6),
         vehicle_type: r.get(7),
         status: r.get(8),
-        specs: r.get(9),
+        specs: RawValue::from_string(r.get(9)).expect("jsonb prints JSON"),
         created_at: r.get(10),
         updated_at: r.get(11),
     }

@@ -184,3 +184,30 @@ async fn text_holding_nul_is_a_422_naming_the_field_on_every_endpoint_that_store
         "Ada"
     );
 }
+
+#[tokio::test]
+async fn a_vehicle_whose_specs_hold_the_largest_double_can_be_read() {
+    let app = spawn_app().await;
+    let desk = app.client(Role::Dispatcher).await;
+    let (_, v) = desk
+        .post("/v1/vehicles", json!({"external_id": "big-1"}))
+        .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    // PostgreSQL prints this number as 309 digits; serde_json's default parser rounds that
+    // past f64::MAX and refused it, so reading the row panicked (the connection just closed).
+    app.db
+        .execute(
+            "UPDATE vehicles SET specs = '{\"max\": 1.7976931348623157e308}' WHERE external_id = 'big-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (status, body) = desk.get(&format!("/v1/vehicles/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    // Passed through as PostgreSQL prints it (this client's serde_json cannot parse it either).
+    let text = body.to_string();
+    assert!(text.contains("17976931348623157"), "{text}");
+    let (status, page) = desk.get("/v1/vehicles").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.to_string().contains("17976931348623157"), "{page}");
+}
