@@ -6,11 +6,19 @@
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts};
 use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::schema::{ApiKeyList, ApiKeyView, ErrorBody};
+use super::schema::{ApiKeyList, ApiKeyView};
 use super::{ApiError, AppState};
 use crate::domain::Role;
 use crate::store::api_keys::{self, ApiKey};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(whoami))
+        .routes(routes!(list_keys))
+}
 
 pub struct Caller(pub ApiKey);
 
@@ -62,19 +70,19 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Which key is calling, with which role (any role).
 #[utoipa::path(get, path = "/v1/whoami", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = ApiKeyView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "The calling key", body = ApiKeyView)))]
 pub async fn whoami(caller: Caller) -> Json<ApiKeyView> {
     Json(caller.0.into())
 }
 
 /// Every API key, without secrets (admin).
 #[utoipa::path(get, path = "/v1/apikeys", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "Every key, oldest first", body = ApiKeyList)))]
 pub async fn list_keys(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    caller.require(&[])?;
+    caller.require(Role::ADMINS)?;
     let client = state.pool.get().await?;
     let items = api_keys::list(&**client)
         .await?

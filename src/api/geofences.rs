@@ -5,63 +5,137 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
+use super::page::{Limit, Page};
+use super::positions::{decimal, max_age};
 use super::schema::ErrorBody;
 use super::{ApiError, AppState, Caller};
 use crate::domain::geofence::{Fence, Shape};
 use crate::domain::{LatLon, Role};
 use crate::store::geofences::{self, FenceVehicle, Geofence};
 
-const WRITE: &[Role] = &[Role::Dispatcher];
-const READ: &[Role] = &[Role::Dispatcher, Role::Analyst];
-
-/// A geofence to create or replace, in one of two forms. (Documentation only: bodies are read
-/// by `domain::geofence`, whose messages say exactly what is wrong.)
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum GeofenceInput {
-    Feature(FeatureInput),
-    Circle(CircleInput),
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, replace, delete))
+        .routes(routes!(vehicles))
 }
 
-/// A GeoJSON Feature whose geometry is a Polygon or MultiPolygon (holes allowed; RFC 7946,
-/// `[lon, lat]`; rings closed; no edge across 180° — split such a fence into a MultiPolygon).
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct FeatureInput {
-    /// `Feature`.
-    #[serde(rename = "type")]
+/// A geofence as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct GeofenceBody {
+    id: Uuid,
+    name: String,
+    /// `polygon` or `circle`.
     kind: String,
-    /// `{"type": "Polygon" | "MultiPolygon", "coordinates": …}`.
+    /// GeoJSON: the Polygon or MultiPolygon as sent; for a circle, its centre as a Point
+    /// (the circle itself is geodesic: draw it from `center` and `radius_m`).
     #[schema(value_type = Object)]
-    geometry: Value,
-    properties: FeatureProperties,
+    geometry: Box<RawValue>,
+    /// `[lon, lat]` of a circle's centre; `null` for polygons.
+    center: Option<[f64; 2]>,
+    /// A circle's radius in metres; `null` for polygons.
+    radius_m: Option<f64>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct FeatureProperties {
-    /// 1–200 characters.
-    name: String,
+impl From<Geofence> for GeofenceBody {
+    fn from(g: Geofence) -> Self {
+        Self {
+            id: g.id,
+            name: g.name,
+            kind: g.kind,
+            geometry: g.geometry,
+            center: g.center,
+            radius_m: g.radius_m,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }
+    }
 }
 
-/// Every point within `radius_m` metres of `center`, measured on the WGS84 ellipsoid.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct CircleInput {
-    /// 1–200 characters.
-    name: String,
-    /// `[lon, lat]`.
-    center: [f64; 2],
-    /// Greater than 0, at most 1,000,000 (1,000 km).
-    radius_m: f64,
+/// A vehicle whose latest position is inside a fence.
+#[derive(Serialize, ToSchema)]
+pub struct FenceVehicleBody {
+    vehicle_id: Uuid,
+    external_id: String,
+    lon: f64,
+    lat: f64,
+    ts: DateTime<Utc>,
+}
+
+impl From<FenceVehicle> for FenceVehicleBody {
+    fn from(v: FenceVehicle) -> Self {
+        Self {
+            vehicle_id: v.vehicle_id,
+            external_id: v.external_id,
+            lon: v.lon,
+            lat: v.lat,
+            ts: v.ts,
+        }
+    }
+}
+
+/// A geofence to create or replace: a GeoJSON Feature holding a Polygon or MultiPolygon
+/// (RFC 7946, `[lon, lat]`, holes allowed, rings closed, no edge across 180° — split such a
+/// fence into a MultiPolygon), or a geodesic circle. Bodies are read by `domain::geofence`;
+/// this schema states its structural rules. What JSON Schema cannot state (a ring closed,
+/// no self-intersection, no edge across 180°, at most 100,000 positions) answers 422.
+pub struct GeofenceInput;
+
+/// `GeofenceInput`'s schema (see `schema::raw_schemas`).
+pub(super) fn input_schema() -> Value {
+    {
+        let name = json!({"type": "string", "minLength": 1, "maxLength": 200,
+            "pattern": super::schema::NOT_BLANK, "description": "1–200 characters, not only whitespace"});
+        let lon = json!({"type": "number", "minimum": -180, "maximum": 180});
+        let lat = json!({"type": "number", "minimum": -90, "maximum": 90});
+        let position = json!({"type": "array", "prefixItems": [lon, lat, {"type": "number"}],
+            "minItems": 2, "maxItems": 3, "description": "[lon, lat] or [lon, lat, altitude]"});
+        let ring = json!({"type": "array", "items": position, "minItems": 4,
+            "description": "closed: the last position repeats the first"});
+        let polygon = json!({"type": "array", "items": ring, "minItems": 1,
+            "description": "the outer ring, then holes"});
+        // A GeoJSON `bbox` is read and ignored, whatever it holds.
+        let any = json!({"type": ["string", "number", "boolean", "array", "object", "null"], "description": "ignored"});
+        let geometry = |kind: &str, coordinates: Value| {
+            json!({"type": "object", "additionalProperties": false, "required": ["type", "coordinates"],
+                "properties": {"type": {"type": "string", "enum": [kind]}, "coordinates": coordinates, "bbox": any.clone()}})
+        };
+        let feature = json!({"title": "Feature", "type": "object", "additionalProperties": false,
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "geometry": {"oneOf": [
+                geometry("Polygon", polygon.clone()),
+                geometry("MultiPolygon", json!({"type": "array", "items": polygon, "minItems": 1})),
+            ]},
+            "properties": {"type": "object", "additionalProperties": false, "required": ["name"],
+                "properties": {"name": name}},
+            "bbox": any
+        }});
+        let circle = json!({"title": "Circle", "type": "object", "additionalProperties": false,
+        "required": ["name", "center", "radius_m"],
+        "description": "Every point within `radius_m` metres of `center`, measured on the WGS84 ellipsoid.",
+        "properties": {
+            "name": name,
+            "center": position,
+            "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000,
+                "description": "metres, at most 1,000 km"}
+        }});
+        json!({"oneOf": [feature, circle]})
+    }
 }
 
 /// A body as a valid fence: the Rust checks, then PostGIS' validity check for polygons.
@@ -81,60 +155,73 @@ fn no_fence(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no geofence {id}"))
 }
 
+const INVALID_SHAPE: &str = "Invalid name, radius or geometry (also what the schema cannot state: \
+    an unclosed ring, a self-intersection, an edge across 180°); the message says which and where";
+
 /// Create a geofence: a GeoJSON Feature (Polygon or MultiPolygon) or a circle.
-#[utoipa::path(post, path = "/v1/geofences", tag = "geofences", security(("bearer" = [])), request_body = GeofenceInput,
-    responses((status = 201, body = Geofence), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 422, description = "invalid geometry, radius or name; the message says which and where", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/geofences", operation_id = "create_geofence", tag = "geofences", security(("bearer" = [])), request_body = GeofenceInput,
+    responses((status = 201, description = "The geofence", body = GeofenceBody),
+              (status = 422, description = INVALID_SHAPE, body = ErrorBody)))]
 pub async fn create(
     caller: Caller,
     State(s): State<AppState>,
     Json(body): Json<Value>,
-) -> Result<(StatusCode, axum::Json<Geofence>), ApiError> {
-    caller.require(WRITE)?;
+) -> Result<(StatusCode, axum::Json<GeofenceBody>), ApiError> {
+    caller.require(Role::WRITERS)?;
     let client = s.pool.get().await?;
     let fence = validate(&client, body).await?;
     let created = geofences::create(&**client, &fence).await?;
-    Ok((StatusCode::CREATED, axum::Json(created)))
+    Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 
 /// One geofence.
-#[utoipa::path(get, path = "/v1/geofences/{id}", tag = "geofences", security(("bearer" = [])),
-    responses((status = 200, body = Geofence), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/geofences/{id}", operation_id = "get_geofence", tag = "geofences", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The geofence's id")),
+    responses((status = 200, description = "The geofence", body = GeofenceBody),
+              (status = 404, description = "No such geofence", body = ErrorBody)))]
 pub async fn get(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Geofence>, ApiError> {
-    caller.require(READ)?;
+) -> Result<axum::Json<GeofenceBody>, ApiError> {
+    caller.require(Role::READERS)?;
     let found = geofences::get(&**s.pool.get().await?, id).await?;
-    found.map(axum::Json).ok_or_else(|| no_fence(id))
+    found
+        .map(|g| axum::Json(g.into()))
+        .ok_or_else(|| no_fence(id))
 }
 
 /// Replace a geofence's name and shape (same body forms as create; the kind may change).
-#[utoipa::path(put, path = "/v1/geofences/{id}", tag = "geofences", security(("bearer" = [])), request_body = GeofenceInput,
-    responses((status = 200, body = Geofence), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/geofences/{id}", operation_id = "replace_geofence", tag = "geofences", security(("bearer" = [])), request_body = GeofenceInput,
+    params(("id" = Uuid, Path, description = "The geofence's id")),
+    responses((status = 200, description = "The geofence", body = GeofenceBody),
+              (status = 404, description = "No such geofence", body = ErrorBody),
+              (status = 422, description = INVALID_SHAPE, body = ErrorBody)))]
 pub async fn replace(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
     Json(body): Json<Value>,
-) -> Result<axum::Json<Geofence>, ApiError> {
-    caller.require(WRITE)?;
+) -> Result<axum::Json<GeofenceBody>, ApiError> {
+    caller.require(Role::WRITERS)?;
     let client = s.pool.get().await?;
     let fence = validate(&client, body).await?;
     let found = geofences::replace(&**client, id, &fence).await?;
-    found.map(axum::Json).ok_or_else(|| no_fence(id))
+    found
+        .map(|g| axum::Json(g.into()))
+        .ok_or_else(|| no_fence(id))
 }
 
 /// Delete a geofence.
-#[utoipa::path(delete, path = "/v1/geofences/{id}", tag = "geofences", security(("bearer" = [])),
-    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/geofences/{id}", operation_id = "delete_geofence", tag = "geofences", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The geofence's id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such geofence", body = ErrorBody)))]
 pub async fn delete(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(WRITE)?;
+    caller.require(Role::WRITERS)?;
     if geofences::delete(&**s.pool.get().await?, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -145,95 +232,89 @@ pub async fn delete(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `lon,lat`: only fences containing this point (boundaries count as inside).
+    /// `lon,lat` in decimal degrees: only fences containing this point (boundaries count).
+    #[param(
+        pattern = r"^-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)$"
+    )]
     contains: Option<String>,
     /// Return items after this id (the previous page's `next_after`).
     after: Option<Uuid>,
-    /// 1–1000, default 100.
-    limit: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct GeofencePage {
-    items: Vec<Geofence>,
-    /// Pass as `after` for the next page; `null` on the last page.
-    next_after: Option<Uuid>,
+    limit: Option<Limit>,
 }
 
 /// Geofences by id, in pages; with `contains=lon,lat` only those holding that point.
-#[utoipa::path(get, path = "/v1/geofences", tag = "geofences", security(("bearer" = [])), params(ListParams),
-    responses((status = 200, body = GeofencePage), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/geofences", operation_id = "list_geofences", tag = "geofences", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, description = "A page of geofences, by id", body = Page<GeofenceBody>)))]
 pub async fn list(
     caller: Caller,
     State(s): State<AppState>,
     Query(q): Query<ListParams>,
-) -> Result<axum::Json<GeofencePage>, ApiError> {
-    caller.require(READ)?;
-    let limit = super::fleet::limit(q.limit)?;
+) -> Result<axum::Json<Page<GeofenceBody>>, ApiError> {
+    caller.require(Role::READERS)?;
+    let limit = q.limit.unwrap_or_default();
     let point = q.contains.as_deref().map(parse_point).transpose()?;
     let client = s.pool.get().await?;
-    let items = match point {
-        Some(p) => geofences::containing(&**client, p, q.after, limit).await?,
-        None => geofences::list(&**client, q.after, limit).await?,
+    let rows = match point {
+        Some(p) => geofences::containing(&**client, p, q.after, limit.get()).await?,
+        None => geofences::list(&**client, q.after, limit.get()).await?,
     };
-    let next_after = next_after(&items, limit, |f| f.id);
-    Ok(axum::Json(GeofencePage { items, next_after }))
+    Ok(axum::Json(Page::of(
+        rows,
+        limit,
+        |f| f.id,
+        GeofenceBody::from,
+    )))
 }
 
-fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> Uuid) -> Option<Uuid> {
-    (items.len() as i64 == limit)
-        .then(|| items.last().map(id))
-        .flatten()
-}
-
-/// `lon,lat` (GeoJSON order): not two numbers is 400, out of range 422.
+/// `lon,lat` (GeoJSON order): not two decimal numbers is 400, out of range 422.
 fn parse_point(raw: &str) -> Result<LatLon, ApiError> {
     let malformed = || ApiError::BadRequest("contains must be two numbers: lon,lat".into());
     let (lon, lat) = raw.split_once(',').ok_or_else(malformed)?;
-    let lon: f64 = lon.trim().parse().map_err(|_| malformed())?;
-    let lat: f64 = lat.trim().parse().map_err(|_| malformed())?;
+    let lon = decimal(lon).ok_or_else(malformed)?;
+    let lat = decimal(lat).ok_or_else(malformed)?;
     LatLon::new(lat, lon).map_err(|e| ApiError::Invalid(format!("contains: {e}")))
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct VehiclesParams {
-    /// Only vehicles whose latest position is at most this old.
+    /// Only vehicles whose latest position is at most this many seconds old.
+    #[param(minimum = 0.0, maximum = 315360000.0)]
     max_age_s: Option<f64>,
+    /// Return items after this vehicle id (the previous page's `next_after`).
     after: Option<Uuid>,
-    /// 1–1000, default 100.
-    limit: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct FenceVehiclePage {
-    items: Vec<FenceVehicle>,
-    /// Pass as `after` for the next page; `null` on the last page.
-    next_after: Option<Uuid>,
+    limit: Option<Limit>,
 }
 
 /// Vehicles whose latest position is inside a geofence now (boundaries count as inside).
-#[utoipa::path(get, path = "/v1/geofences/{id}/vehicles", tag = "geofences", security(("bearer" = [])), params(VehiclesParams),
-    responses((status = 200, body = FenceVehiclePage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/geofences/{id}/vehicles", operation_id = "geofence_vehicles", tag = "geofences", security(("bearer" = [])), params(
+        ("id" = Uuid, Path, description = "The geofence's id"), VehiclesParams),
+    responses((status = 200, description = "A page of vehicles, by vehicle id", body = Page<FenceVehicleBody>),
+              (status = 404, description = "No such geofence", body = ErrorBody)))]
 pub async fn vehicles(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<VehiclesParams>,
-) -> Result<axum::Json<FenceVehiclePage>, ApiError> {
-    caller.require(READ)?;
-    if q.max_age_s.is_some_and(|a| !a.is_finite() || a < 0.0) {
-        return Err(ApiError::Invalid(
-            "max_age_s must be a non-negative number".into(),
-        ));
-    }
-    let limit = super::fleet::limit(q.limit)?;
-    let items = geofences::vehicles_inside(&**s.pool.get().await?, id, q.max_age_s, q.after, limit)
-        .await?
-        .ok_or_else(|| no_fence(id))?;
-    let next_after = next_after(&items, limit, |v| v.vehicle_id);
-    Ok(axum::Json(FenceVehiclePage { items, next_after }))
+) -> Result<axum::Json<Page<FenceVehicleBody>>, ApiError> {
+    caller.require(Role::READERS)?;
+    max_age(q.max_age_s)?;
+    let limit = q.limit.unwrap_or_default();
+    let rows = geofences::vehicles_inside(
+        &**s.pool.get().await?,
+        id,
+        q.max_age_s,
+        q.after,
+        limit.get(),
+    )
+    .await?
+    .ok_or_else(|| no_fence(id))?;
+    Ok(axum::Json(Page::of(
+        rows,
+        limit,
+        |v| v.vehicle_id,
+        FenceVehicleBody::from,
+    )))
 }
 
 #[cfg(test)]
@@ -242,13 +323,15 @@ mod tests {
 
     #[test]
     fn points_are_lon_lat_and_malformed_is_400_out_of_range_422() {
-        let p = parse_point(" 18.96, 69.65").unwrap();
+        let p = parse_point("18.96,69.65").unwrap();
         assert_eq!((p.lon(), p.lat()), (18.96, 69.65));
         for (raw, status) in [
             ("abc", 400),
             ("1", 400),
             ("1,2,3", 400),
             ("1,x", 400),
+            ("1, 2", 400),
+            ("1e1,2", 400),
             ("200,0", 422),
             ("0,95", 422),
         ] {

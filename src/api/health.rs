@@ -6,16 +6,25 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::schema::{FailingCheck, Health, Readiness, ReadinessChecks};
 use super::AppState;
 use crate::store::migrate;
 
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
 /// A readiness probe must answer even when the database hangs.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -23,7 +32,8 @@ pub async fn healthz() -> Json<Health> {
 /// Ready = database reachable, schema at this binary's version, broker connected (if ingesting),
 /// live index loaded and current, and no part of the node reporting a failure (`failing`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+    responses((status = 200, description = "Ready", body = Readiness),
+              (status = 503, description = "Not ready: the body says which checks fail and why", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = tokio::time::timeout(PROBE_TIMEOUT, async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;

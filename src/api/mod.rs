@@ -2,15 +2,18 @@
 //! Every route is in the OpenAPI document served at `/openapi.json`, generated from the handlers.
 
 mod auth;
+mod contract;
+mod drivers;
 mod error;
 mod extract;
-mod fleet;
 mod geofences;
 mod health;
 mod nearest;
+mod page;
 mod positions;
 mod schema;
 mod shifts;
+mod vehicles;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,15 +22,15 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -52,84 +55,62 @@ pub struct AppState {
     pub readiness: Readiness,
 }
 
+/// The document's frame; the paths come from the modules' `routes()`, the shared error
+/// responses and the security scheme from `contract::finish`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Meridian", description = "Fleet telemetry engine: fleet management, live positions, operations."),
-    paths(
-        health::healthz, health::readyz, health::metrics, openapi, auth::whoami, auth::list_keys,
-        fleet::create_vehicle, fleet::create_vehicles_bulk, fleet::get_vehicle, fleet::list_vehicles, fleet::update_vehicle,
-        fleet::create_driver, fleet::get_driver, fleet::list_drivers, fleet::update_driver,
-        shifts::create, shifts::get, shifts::end, shifts::list, positions::of_vehicle, positions::in_bbox,
-        geofences::create, geofences::get, geofences::replace, geofences::delete, geofences::list, geofences::vehicles,
-        nearest::nearest,
+    info(
+        title = "Meridian",
+        description = "Fleet telemetry engine: fleet management, live positions, operations."
     ),
-    components(schemas(schema::ErrorBody, schema::ErrorDetail)),
-    modifiers(&BearerAuth)
+    components(schemas(
+        schema::ErrorBody,
+        schema::ErrorDetail,
+        schema::JsonValue,
+        schema::JsonObject,
+        page::Limit
+    ))
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
+/// The served document (JSON): every route below and nothing else.
+pub type Document = Arc<serde_json::Value>;
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi(Extension(doc): Extension<Document>) -> Json<serde_json::Value> {
+    Json(serde_json::Value::clone(&doc))
+}
+
+/// Every route with its OpenAPI path. Adding an endpoint is one `routes!` entry in its module.
+pub fn api() -> (Router<AppState>, serde_json::Value) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(openapi))
+        .merge(health::routes())
+        .merge(auth::routes())
+        .merge(vehicles::routes())
+        .merge(drivers::routes())
+        .merge(nearest::routes())
+        .merge(shifts::routes())
+        .merge(positions::routes())
+        .merge(geofences::routes())
+        .split_for_parts();
+    contract::finish(&mut doc);
+    (router, contract::with_raw_schemas(&doc))
+}
+
+/// The OpenAPI document `/openapi.json` serves.
+pub fn document() -> serde_json::Value {
+    api().1
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/whoami", get(auth::whoami))
-        .route("/v1/apikeys", get(auth::list_keys))
-        .route(
-            "/v1/vehicles",
-            post(fleet::create_vehicle).get(fleet::list_vehicles),
-        )
-        .route("/v1/vehicles/bulk", post(fleet::create_vehicles_bulk))
-        .route(
-            "/v1/vehicles/{id}",
-            get(fleet::get_vehicle).patch(fleet::update_vehicle),
-        )
-        .route(
-            "/v1/drivers",
-            post(fleet::create_driver).get(fleet::list_drivers),
-        )
-        .route("/v1/drivers/nearest", get(nearest::nearest))
-        .route(
-            "/v1/drivers/{id}",
-            get(fleet::get_driver).patch(fleet::update_driver),
-        )
-        .route("/v1/shifts", post(shifts::create).get(shifts::list))
-        .route("/v1/shifts/{id}", get(shifts::get))
-        .route("/v1/shifts/{id}/end", post(shifts::end))
-        .route("/v1/vehicles/{id}/position", get(positions::of_vehicle))
-        .route("/v1/positions", get(positions::in_bbox))
-        .route(
-            "/v1/geofences",
-            post(geofences::create).get(geofences::list),
-        )
-        .route(
-            "/v1/geofences/{id}",
-            get(geofences::get)
-                .put(geofences::replace)
-                .delete(geofences::delete),
-        )
-        .route("/v1/geofences/{id}/vehicles", get(geofences::vehicles))
+    let (routes, doc) = api();
+    routes
         // route_layer: runs after routing, so the matched route template is known.
         .route_layer(middleware::from_fn(track_metrics))
+        .layer(Extension(Document::new(doc)))
         .fallback(error::not_found)
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(

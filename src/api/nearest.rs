@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::Query;
@@ -15,8 +17,6 @@ use super::{ApiError, AppState, Caller};
 use crate::domain::{LatLon, Role, Timestamp};
 use crate::live::nearest::NearestQuery;
 
-/// Dispatch decisions: dispatchers (and admin). Analysts have the positions endpoints.
-const ALLOWED: &[Role] = &[Role::Dispatcher];
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 /// A driver whose vehicle has not reported for five minutes is not where the map says.
@@ -24,20 +24,31 @@ const DEFAULT_MAX_AGE_S: f64 = 300.0;
 /// Half the length of the equator, a bit over: every point on Earth is within it.
 const MAX_RADIUS_M: f64 = 20_040_000.0;
 
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(nearest))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NearestParams {
     /// Pickup latitude, −90…90.
+    #[param(minimum = -90.0, maximum = 90.0)]
     lat: f64,
     /// Pickup longitude, −180…180.
+    #[param(minimum = -180.0, maximum = 180.0)]
     lon: f64,
     /// 1–100, default 10.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<usize>,
-    /// Only drivers within this many metres (geodesic); default unlimited.
+    /// Only drivers within this many metres (geodesic), above 0 and at most 20,040 km;
+    /// default unlimited.
+    #[param(exclusive_minimum = 0.0, maximum = 20040000.0)]
     radius_m: Option<f64>,
-    /// Only drivers whose position is at most this old; default 300.
+    /// Only drivers whose position is at most this many seconds old (above 0); default 300.
+    #[param(exclusive_minimum = 0.0, maximum = 315360000.0, default = 300.0)]
     max_age_s: Option<f64>,
-    /// Only vehicles of this `vehicle_type` (exact match).
+    /// Only vehicles of this `vehicle_type` (exact match; not empty).
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00]*$")]
     vehicle_type: Option<String>,
 }
 
@@ -67,14 +78,14 @@ pub struct NearestDriver<'a> {
 /// The nearest drivers who can take a job now: status `available`, on a shift active now with
 /// an active vehicle, not on a dispatch, and with a position fresher than `max_age_s`.
 #[utoipa::path(get, path = "/v1/drivers/nearest", tag = "dispatch", security(("bearer" = [])), params(NearestParams),
-    responses((status = 200, body = NearestList), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, description = "this node's live index is not loaded or is behind", body = ErrorBody)))]
+    responses((status = 200, description = "Nearest first", body = NearestList),
+        (status = 503, description = "This node's live index is not loaded or is behind", body = ErrorBody)))]
 pub async fn nearest(
     caller: Caller,
     State(s): State<AppState>,
     Query(p): Query<NearestParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(ALLOWED)?;
+    caller.require(Role::WRITERS)?;
     let query = validate(p)?;
     let as_of = s.live.current_as_of().ok_or_else(|| {
         ApiError::Unavailable("the live index is loading or has lost the database".into())
@@ -124,10 +135,11 @@ fn validate(p: NearestParams) -> Result<NearestQuery, ApiError> {
         }
     }
     let max_age_s = p.max_age_s.unwrap_or(DEFAULT_MAX_AGE_S);
-    if !(max_age_s.is_finite() && max_age_s > 0.0) {
-        return Err(ApiError::Invalid(
-            "max_age_s must be a positive number of seconds".into(),
-        ));
+    if !(max_age_s > 0.0 && max_age_s <= super::positions::MAX_AGE_S) {
+        return Err(ApiError::Invalid(format!(
+            "max_age_s must be a number of seconds above 0 and at most {}",
+            super::positions::MAX_AGE_S
+        )));
     }
     if p.vehicle_type.as_deref().is_some_and(str::is_empty) {
         return Err(ApiError::Invalid(

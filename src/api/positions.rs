@@ -7,27 +7,72 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::extract::{Path, Query};
+use super::page::{next_after, Limit};
 use super::schema::ErrorBody;
 use super::{ApiError, AppState, Caller};
 use crate::domain::{LatLon, Role};
 use crate::store::fleet;
 use crate::store::positions_read::{self, BBox, Position};
 
-const READ: &[Role] = &[Role::Dispatcher, Role::Analyst];
+/// Longest `max_age_s` accepted: ten years. Larger is a unit mistake, and PostgreSQL's interval
+/// arithmetic would overflow long before `f64` does.
+pub(super) const MAX_AGE_S: f64 = 315_360_000.0;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(of_vehicle))
+        .routes(routes!(in_bbox))
+}
 
 /// A vehicle's latest position.
-#[utoipa::path(get, path = "/v1/vehicles/{id}/position", tag = "positions", security(("bearer" = [])),
-    responses((status = 200, body = Position), (status = 404, description = "no such vehicle, or no position yet", body = ErrorBody)))]
+#[derive(Serialize, ToSchema)]
+pub struct PositionBody {
+    vehicle_id: Uuid,
+    external_id: String,
+    lon: f64,
+    lat: f64,
+    /// When the vehicle reported it.
+    ts: DateTime<Utc>,
+    speed_kmh: Option<f64>,
+    heading_deg: Option<f64>,
+    fuel_pct: Option<f64>,
+    accuracy_m: Option<f64>,
+}
+
+impl From<Position> for PositionBody {
+    fn from(p: Position) -> Self {
+        Self {
+            vehicle_id: p.vehicle_id,
+            external_id: p.external_id,
+            lon: p.lon,
+            lat: p.lat,
+            ts: p.ts,
+            speed_kmh: p.speed_kmh,
+            heading_deg: p.heading_deg,
+            fuel_pct: p.fuel_pct,
+            accuracy_m: p.accuracy_m,
+        }
+    }
+}
+
+/// A vehicle's latest position.
+#[utoipa::path(get, path = "/v1/vehicles/{id}/position", operation_id = "vehicle_position", tag = "positions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The vehicle's id")),
+    responses((status = 200, description = "The latest position", body = PositionBody),
+              (status = 404, description = "No such vehicle, or no position yet", body = ErrorBody)))]
 pub async fn of_vehicle(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Position>, ApiError> {
-    caller.require(READ)?;
+) -> Result<axum::Json<PositionBody>, ApiError> {
+    caller.require(Role::READERS)?;
     let client = s.pool.get().await?;
     if let Some(p) = positions_read::of_vehicle(&**client, id).await? {
-        return Ok(axum::Json(p));
+        return Ok(axum::Json(p.into()));
     }
     match fleet::get_vehicle(&**client, id).await? {
         None => Err(ApiError::NotFound(format!("no vehicle {id}"))),
@@ -40,13 +85,18 @@ pub async fn of_vehicle(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BBoxQuery {
-    /// `minLon,minLat,maxLon,maxLat`; minLon > maxLon crosses the antimeridian.
+    /// `minLon,minLat,maxLon,maxLat` in decimal degrees (lon −180…180, lat −90…90,
+    /// minLat ≤ maxLat); minLon > maxLon crosses the antimeridian.
+    #[param(
+        pattern = r"^-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?),-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)$"
+    )]
     bbox: String,
-    /// Only positions at most this old.
+    /// Only positions at most this many seconds old.
+    #[param(minimum = 0.0, maximum = 315360000.0)]
     max_age_s: Option<f64>,
+    /// Return items after this vehicle id (the previous page's `next_after`).
     after: Option<Uuid>,
-    /// 1–1000, default 100.
-    limit: Option<i64>,
+    limit: Option<Limit>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -88,26 +138,27 @@ pub struct FeatureProperties {
 }
 
 /// Vehicles whose latest position lies inside a box (edges included), as GeoJSON.
-#[utoipa::path(get, path = "/v1/positions", tag = "positions", security(("bearer" = [])), params(BBoxQuery),
-    responses((status = 200, body = FeatureCollection), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/positions", operation_id = "positions_in_bbox", tag = "positions", security(("bearer" = [])), params(BBoxQuery),
+    responses((status = 200, description = "A page of positions, by vehicle id", body = FeatureCollection),
+              (status = 422, description = "`bbox` with minLat above maxLat", body = ErrorBody)))]
 pub async fn in_bbox(
     caller: Caller,
     State(s): State<AppState>,
     Query(q): Query<BBoxQuery>,
 ) -> Result<axum::Json<FeatureCollection>, ApiError> {
-    caller.require(READ)?;
+    caller.require(Role::READERS)?;
     let bbox = parse_bbox(&q.bbox)?;
-    if q.max_age_s.is_some_and(|a| !a.is_finite() || a < 0.0) {
-        return Err(ApiError::Invalid(
-            "max_age_s must be a non-negative number".into(),
-        ));
-    }
-    let limit = super::fleet::limit(q.limit)?;
-    let rows =
-        positions_read::in_bbox(&**s.pool.get().await?, bbox, q.max_age_s, q.after, limit).await?;
-    let next_after = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|p| p.vehicle_id))
-        .flatten();
+    max_age(q.max_age_s)?;
+    let limit = q.limit.unwrap_or_default();
+    let rows = positions_read::in_bbox(
+        &**s.pool.get().await?,
+        bbox,
+        q.max_age_s,
+        q.after,
+        limit.get(),
+    )
+    .await?;
+    let next_after = next_after(&rows, limit, |p| p.vehicle_id);
     let features = rows
         .into_iter()
         .map(|p| Feature {
@@ -133,13 +184,33 @@ pub async fn in_bbox(
     }))
 }
 
+/// `max_age_s` as the schema states it: 0 to `MAX_AGE_S` seconds.
+pub(super) fn max_age(raw: Option<f64>) -> Result<(), ApiError> {
+    if raw.is_some_and(|a| !(0.0..=MAX_AGE_S).contains(&a)) {
+        return Err(ApiError::Invalid(format!(
+            "max_age_s: must be between 0 and {MAX_AGE_S} seconds"
+        )));
+    }
+    Ok(())
+}
+
+/// A decimal number as the documented patterns spell it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?` — no
+/// exponent, sign `+`, spaces, `inf` or `NaN`, which `f64::from_str` would take.
+pub(super) fn decimal(raw: &str) -> Option<f64> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let plain = all_digits(int) && all_digits(frac) && (int == "0" || !int.starts_with('0'));
+    plain.then(|| raw.parse().ok()).flatten()
+}
+
 /// `minLon,minLat,maxLon,maxLat`: malformed is 400, out of range or inverted latitudes 422.
 fn parse_bbox(raw: &str) -> Result<BBox, ApiError> {
     let parts: Vec<f64> = raw
         .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| {
+        .map(decimal)
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
             ApiError::BadRequest("bbox must be four numbers: minLon,minLat,maxLon,maxLat".into())
         })?;
     let [min_lon, min_lat, max_lon, max_lat] = parts[..] else {
@@ -170,7 +241,7 @@ mod tests {
     #[test]
     fn bbox_parsing() {
         assert_eq!(
-            parse_bbox("-74.1, 40.6,-73.9,40.8").unwrap(),
+            parse_bbox("-74.1,40.6,-73.9,40.8").unwrap(),
             BBox {
                 min_lon: -74.1,
                 min_lat: 40.6,
@@ -186,6 +257,10 @@ mod tests {
             ("1,2,3", 400),
             ("a,b,c,d", 400),
             ("1,2,3,4,5", 400),
+            ("1, 2,3,4", 400),
+            ("1e1,2,3,4", 400),
+            ("01,2,3,4", 400),
+            ("NaN,2,3,4", 400),
             ("0,95,1,96", 422),
             ("0,10,1,5", 422),
             ("181,0,182,1", 422),

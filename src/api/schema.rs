@@ -1,12 +1,79 @@
-//! Response bodies as types: what handlers return and what `/openapi.json` describes are
-//! the same structs, so the document cannot drift from the wire.
+//! Bodies every endpoint shares (errors, health, keys) and the wire form of domain types: the
+//! API layer owns `Serialize`/`Deserialize`/`ToSchema`, so `domain/` and `store/` stay free of
+//! HTTP. What handlers return and what `/openapi.json` describes are the same types.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
+use crate::domain::{DriverStatus, Role, VehicleStatus};
 use crate::store::api_keys::ApiKey;
+
+// String rules are stated as `pattern`s on the fields (utoipa takes literals there):
+// `^[^\x00]*$` is text PostgreSQL can store (no U+0000, which `extract` refuses naming the
+// field); `EXTERNAL_ID`'s class is `domain::ExternalId` (no control characters, whitespace or
+// MQTT wildcards); `NOT_BLANK` is that plus "not only whitespace" (Unicode White_Space, as
+// Rust's `str::trim`).
+
+/// Text that is not only whitespace and holds no U+0000.
+pub const NOT_BLANK: &str = r"^[^\x00]*[^\x00\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$";
+
+/// Free-form JSON that PostgreSQL's jsonb can store: any value, but no U+0000 in any string
+/// or key, however deep. One schema for every JSON type (`pattern` applies to strings only,
+/// `items` to arrays, `propertyNames`/`additionalProperties` to objects), written as JSON
+/// because utoipa's typed model cannot hold it; `contract::finish` puts it in the document.
+pub struct JsonValue;
+
+/// A JSON object of free-form attributes (`JsonValue`s).
+pub struct JsonObject;
+
+/// Hand-written component schemas, by name: what utoipa's typed model cannot express.
+pub fn raw_schemas() -> Vec<(&'static str, serde_json::Value)> {
+    let value = "#/components/schemas/JsonValue";
+    let key = serde_json::json!({"type": "string", "pattern": r"^[^\x00]*$"});
+    vec![
+        (
+            "JsonValue",
+            serde_json::json!({
+                "type": ["null", "boolean", "number", "string", "array", "object"],
+                "pattern": r"^[^\x00]*$",
+                "items": {"$ref": value},
+                "propertyNames": key,
+                "additionalProperties": {"$ref": value},
+            }),
+        ),
+        (
+            "JsonObject",
+            serde_json::json!({
+                "type": "object",
+                "propertyNames": key,
+                "additionalProperties": {"$ref": value},
+            }),
+        ),
+        ("GeofenceInput", super::geofences::input_schema()),
+    ]
+}
+
+/// A placeholder in utoipa's model for a schema from `raw_schemas`, so fields can refer to it.
+macro_rules! raw_schema {
+    ($t:ty) => {
+        impl PartialSchema for $t {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new().into()
+            }
+        }
+
+        impl ToSchema for $t {}
+    };
+}
+
+raw_schema!(JsonValue);
+raw_schema!(JsonObject);
+raw_schema!(super::geofences::GeofenceInput);
 
 /// Every error: `{"error": {"code", "message"}}`.
 #[derive(Serialize, ToSchema)]
@@ -16,9 +83,10 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code: `unauthorized`, `forbidden`, `not_found`, `unavailable`, `internal`.
+    /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `unsupported_media_type`, `invalid`, `unavailable`, `internal`.
     pub code: &'static str,
-    /// What went wrong, for a human.
+    /// What went wrong, for a human; for invalid input it names the field.
     pub message: String,
 }
 
@@ -58,8 +126,7 @@ pub struct ReadinessChecks {
 pub struct ApiKeyView {
     pub id: Uuid,
     pub name: String,
-    /// `admin`, `dispatcher` or `analyst`.
-    pub role: &'static str,
+    pub role: Role,
     /// The first characters of the key, to recognise it.
     pub key_prefix: String,
     pub created_at: DateTime<Utc>,
@@ -71,7 +138,7 @@ impl From<ApiKey> for ApiKeyView {
         Self {
             id: k.id,
             name: k.name,
-            role: k.role.as_str(),
+            role: k.role,
             key_prefix: k.key_prefix,
             created_at: k.created_at,
             revoked_at: k.revoked_at,
@@ -83,3 +150,50 @@ impl From<ApiKey> for ApiKeyView {
 pub struct ApiKeyList {
     pub items: Vec<ApiKeyView>,
 }
+
+/// A domain enum on the wire: its `as_str` text, parsed with `FromStr` (so an unknown value
+/// is refused with the domain's message), documented as a string `enum` of every value.
+macro_rules! wire_enum {
+    ($t:ty, $names:expr, $doc:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                raw.parse().map_err(D::Error::custom)
+            }
+        }
+
+        impl PartialSchema for $t {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some($names.iter().copied()))
+                    .description(Some($doc))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $t {}
+    };
+}
+
+wire_enum!(
+    VehicleStatus,
+    VehicleStatus::NAMES,
+    "Only `active` vehicles are offered for dispatch."
+);
+wire_enum!(
+    DriverStatus,
+    DriverStatus::NAMES,
+    "Only `available` drivers are offered for dispatch; new drivers start `off_duty`."
+);
+wire_enum!(
+    Role,
+    ["admin", "dispatcher", "analyst"],
+    "What a key may do: admin everything, dispatcher writes and dispatch, analyst reads."
+);

@@ -5,14 +5,56 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{Json, Path, Query};
+use super::extract::{self, Json, Path, Query};
+use super::page::Limit;
 use super::schema::ErrorBody;
 use super::{ApiError, AppState, Caller};
 use crate::domain::Role;
 use crate::store::shifts::{self, Shift};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(end))
+}
+
+/// A shift as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ShiftBody {
+    id: Uuid,
+    driver_id: Uuid,
+    vehicle_id: Uuid,
+    start: DateTime<Utc>,
+    /// `null` for an open-ended shift.
+    end: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Shift> for ShiftBody {
+    fn from(s: Shift) -> Self {
+        Self {
+            id: s.id,
+            driver_id: s.driver_id,
+            vehicle_id: s.vehicle_id,
+            start: s.start,
+            end: s.end,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,20 +62,21 @@ pub struct NewShift {
     driver_id: Uuid,
     vehicle_id: Uuid,
     start: DateTime<Utc>,
-    /// Omit for an open-ended shift.
+    /// After `start`; omit for an open-ended shift.
     end: Option<DateTime<Utc>>,
 }
 
 /// Put a driver on a vehicle from `start` to `end` (exclusive).
-#[utoipa::path(post, path = "/v1/shifts", tag = "fleet", security(("bearer" = [])), request_body = NewShift,
-    responses((status = 201, body = Shift), (status = 409, description = "driver or vehicle already on an overlapping shift", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/shifts", operation_id = "create_shift", tag = "fleet", security(("bearer" = [])), request_body = NewShift,
+    responses((status = 201, description = "The shift", body = ShiftBody),
+              (status = 409, description = "The driver or the vehicle is already on an overlapping shift", body = ErrorBody),
+              (status = 422, description = "`end` not after `start`, or no such driver or vehicle", body = ErrorBody)))]
 pub async fn create(
     caller: Caller,
     State(s): State<AppState>,
     Json(body): Json<NewShift>,
-) -> Result<(StatusCode, axum::Json<Shift>), ApiError> {
-    caller.require(&[Role::Dispatcher])?;
+) -> Result<(StatusCode, axum::Json<ShiftBody>), ApiError> {
+    caller.require(Role::WRITERS)?;
     if body.end.is_some_and(|end| end <= body.start) {
         return Err(ApiError::Invalid("end must be after start".into()));
     }
@@ -58,21 +101,23 @@ pub async fn create(
         other => other,
     })?;
     s.live.availability_changed().await;
-    Ok((StatusCode::CREATED, axum::Json(shift)))
+    Ok((StatusCode::CREATED, axum::Json(shift.into())))
 }
 
 /// One shift.
-#[utoipa::path(get, path = "/v1/shifts/{id}", tag = "fleet", security(("bearer" = [])),
-    responses((status = 200, body = Shift), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/shifts/{id}", operation_id = "get_shift", tag = "fleet", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The shift's id")),
+    responses((status = 200, description = "The shift", body = ShiftBody),
+              (status = 404, description = "No such shift", body = ErrorBody)))]
 pub async fn get(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Shift>, ApiError> {
-    caller.require(&[Role::Dispatcher, Role::Analyst])?;
+) -> Result<axum::Json<ShiftBody>, ApiError> {
+    caller.require(Role::READERS)?;
     let found = shifts::get(&**s.pool.get().await?, id).await?;
     found
-        .map(axum::Json)
+        .map(|s| axum::Json(s.into()))
         .ok_or_else(|| ApiError::NotFound(format!("no shift {id}")))
 }
 
@@ -83,27 +128,33 @@ pub struct EndShift {
     at: Option<DateTime<Utc>>,
 }
 
-/// End a shift early (at `at`, default now).
-#[utoipa::path(post, path = "/v1/shifts/{id}/end", tag = "fleet", security(("bearer" = [])), request_body = EndShift,
-    responses((status = 200, body = Shift), (status = 404, body = ErrorBody), (status = 409, description = "not running at that time", body = ErrorBody)))]
+/// End a shift early (at `at`, default now). The body is optional.
+#[utoipa::path(post, path = "/v1/shifts/{id}/end", operation_id = "end_shift", tag = "fleet", security(("bearer" = [])),
+    request_body(content = Option<EndShift>, description = "Optional: no body means now"),
+    params(("id" = Uuid, Path, description = "The shift's id")),
+    responses((status = 200, description = "The shortened shift", body = ShiftBody),
+              (status = 404, description = "No such shift", body = ErrorBody),
+              (status = 409, description = "The shift is not running at `at`", body = ErrorBody)))]
 pub async fn end(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
-) -> Result<axum::Json<Shift>, ApiError> {
-    caller.require(&[Role::Dispatcher])?;
-    // The body is optional: empty means "now".
+) -> Result<axum::Json<ShiftBody>, ApiError> {
+    caller.require(Role::WRITERS)?;
+    // The body is optional: empty (or `null`) means "now".
     let request: EndShift = if body.iter().all(u8::is_ascii_whitespace) {
         EndShift::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+        extract::from_value::<Option<EndShift>>(value)?.unwrap_or_default()
     };
     let at = request.at.unwrap_or_else(Utc::now);
     let client = s.pool.get().await?;
     if let Some(shift) = shifts::end(&**client, id, at).await? {
         s.live.availability_changed().await;
-        return Ok(axum::Json(shift));
+        return Ok(axum::Json(shift.into()));
     }
     match shifts::get(&**client, id).await? {
         None => Err(ApiError::NotFound(format!("no shift {id}"))),
@@ -118,26 +169,42 @@ pub async fn end(
 pub struct ShiftQuery {
     driver_id: Option<Uuid>,
     vehicle_id: Option<Uuid>,
-    /// Only shifts running at this instant (`now` is accepted).
+    /// Only shifts running at this instant: an RFC 3339 date-time or `now`.
+    #[param(schema_with = instant_or_now)]
     active_at: Option<String>,
-    /// 1–1000, default 100.
-    limit: Option<i64>,
+    limit: Option<Limit>,
 }
 
+fn instant_or_now() -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["now"])),
+        )
+        .into()
+}
+
+/// Shifts, newest first; not paged (`limit` caps the answer).
 #[derive(Serialize, ToSchema)]
 pub struct ShiftList {
-    items: Vec<Shift>,
+    items: Vec<ShiftBody>,
 }
 
 /// Shifts of a driver or vehicle, newest first.
-#[utoipa::path(get, path = "/v1/shifts", tag = "fleet", security(("bearer" = [])), params(ShiftQuery),
-    responses((status = 200, body = ShiftList), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/shifts", operation_id = "list_shifts", tag = "fleet", security(("bearer" = [])), params(ShiftQuery),
+    responses((status = 200, description = "Shifts, newest first", body = ShiftList)))]
 pub async fn list(
     caller: Caller,
     State(s): State<AppState>,
     Query(q): Query<ShiftQuery>,
 ) -> Result<axum::Json<ShiftList>, ApiError> {
-    caller.require(&[Role::Dispatcher, Role::Analyst])?;
+    caller.require(Role::READERS)?;
     let active_at = match q.active_at.as_deref() {
         None => None,
         Some("now") => Some(Utc::now()),
@@ -147,14 +214,15 @@ pub async fn list(
                 .to_utc(),
         ),
     };
-    let limit = super::fleet::limit(q.limit)?;
-    let items = shifts::list(
+    let limit = q.limit.unwrap_or_default();
+    let rows = shifts::list(
         &**s.pool.get().await?,
         q.driver_id,
         q.vehicle_id,
         active_at,
-        limit,
+        limit.get(),
     )
     .await?;
+    let items = rows.into_iter().map(ShiftBody::from).collect();
     Ok(axum::Json(ShiftList { items }))
 }

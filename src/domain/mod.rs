@@ -7,6 +7,7 @@ mod point;
 mod position;
 mod reason;
 mod role;
+mod status;
 mod timestamp;
 
 pub use external_id::{ExternalId, ExternalIdError};
@@ -14,4 +15,5 @@ pub use point::Point;
 pub use position::{LatLon, PositionError};
 pub use reason::Reason;
 pub use role::{Role, RoleError};
+pub use status::{DriverStatus, DriverStatusError, VehicleStatus, VehicleStatusError};
 pub use timestamp::{Timestamp, TimestampError};

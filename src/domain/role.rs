@@ -14,7 +14,18 @@ pub enum Role {
 #[error("unknown role {0:?}: expected admin, dispatcher or analyst")]
 pub struct RoleError(String);
 
+/// Who may call what, defined once: every endpoint names one of these sets (admin is always
+/// allowed, see `Role::is_allowed`).
 impl Role {
+    /// Changes fleet, shifts and geofences, and asks for dispatch decisions.
+    pub const WRITERS: &'static [Role] = &[Role::Dispatcher];
+    /// Reads fleet, shifts, positions and geofences.
+    pub const READERS: &'static [Role] = &[Role::Dispatcher, Role::Analyst];
+    /// Administration (API keys): admin only.
+    pub const ADMINS: &'static [Role] = &[];
+
+    pub const ALL: &'static [Role] = &[Role::Admin, Role::Dispatcher, Role::Analyst];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

@@ -1,16 +1,55 @@
 //! Vehicles, drivers and shifts: the small reference tables dispatch is built on.
-//! Each row type maps one-to-one to its table; the API shapes them (`api::fleet`).
+//! Each row type maps one-to-one to its table; the API shapes them into bodies (`api::vehicles`,
+//! `api::drivers`). Statuses are the domain enums, stored as their wire text.
 
+use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tokio_postgres::types::ToSql;
+use serde_json::value::RawValue;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{GenericClient, Row};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::{DriverStatus, VehicleStatus};
 
-#[derive(Debug, Serialize, ToSchema)]
+/// A status column is text holding `as_str()`; the table's CHECK lists the same values.
+macro_rules! text_enum_sql {
+    ($t:ty) => {
+        impl ToSql for $t {
+            fn to_sql(
+                &self,
+                ty: &Type,
+                out: &mut BytesMut,
+            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.as_str().to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as ToSql>::accepts(ty)
+            }
+
+            to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $t {
+            fn from_sql(
+                ty: &Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                Ok(<&str as FromSql>::from_sql(ty, raw)?.parse()?)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as FromSql>::accepts(ty)
+            }
+        }
+    };
+}
+
+text_enum_sql!(VehicleStatus);
+text_enum_sql!(DriverStatus);
+
+#[derive(Debug)]
 pub struct Vehicle {
     pub id: Uuid,
     pub external_id: String,
@@ -20,10 +59,11 @@ pub struct Vehicle {
     pub model: Option<String>,
     pub year: Option<i32>,
     pub vehicle_type: Option<String>,
-    /// `active`, `maintenance`, `inactive` or `retired`.
-    pub status: String,
-    #[schema(value_type = Object)]
-    pub specs: serde_json::Value,
+    pub status: VehicleStatus,
+    /// The jsonb as PostgreSQL prints it, passed through unparsed: PostgreSQL prints numbers
+    /// exactly (`1.7976931348623157e308` as 309 digits), and serde_json's default parser can
+    /// round such a number past `f64::MAX` and refuse it, which made the row unreadable.
+    pub specs: Box<RawValue>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -37,7 +77,7 @@ pub struct VehicleFields {
     pub model: Option<String>,
     pub year: Option<i32>,
     pub vehicle_type: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<VehicleStatus>,
     pub specs: Option<serde_json::Value>,
 }
 
@@ -68,7 +108,7 @@ fn with_fields<'a>(
 }
 
 const VEHICLE_COLUMNS: &str =
-    "id, external_id, vin, plate, make, model, year, vehicle_type, status, specs, created_at, updated_at";
+    "id, external_id, vin, plate, make, model, year, vehicle_type, status, specs::text, created_at, updated_at";
 
 fn vehicle(r: &Row) -> Vehicle {
     Vehicle {
@@ -81,7 +121,7 @@ fn vehicle(r: &Row) -> Vehicle {
         year: r.get(6),
         vehicle_type: r.get(7),
         status: r.get(8),
-        specs: r.get(9),
+        specs: RawValue::from_string(r.get(9)).expect("jsonb prints JSON"),
         created_at: r.get(10),
         updated_at: r.get(11),
     }
@@ -138,7 +178,7 @@ pub async fn update_vehicle(
 /// Keyset pagination by id: stable under concurrent inserts, no OFFSET scans.
 pub async fn list_vehicles(
     c: &impl GenericClient,
-    status: Option<&str>,
+    status: Option<VehicleStatus>,
     vehicle_type: Option<&str>,
     after: Option<Uuid>,
     limit: i64,
@@ -154,13 +194,12 @@ pub async fn list_vehicles(
         .collect())
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug)]
 pub struct Driver {
     pub id: Uuid,
     pub name: String,
     pub license_number: Option<String>,
-    /// `available`, `on_job`, `on_break`, `off_duty` or `inactive`.
-    pub status: String,
+    pub status: DriverStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -182,7 +221,7 @@ pub async fn create_driver(
     c: &impl GenericClient,
     name: &str,
     license: Option<&str>,
-    status: Option<&str>,
+    status: Option<DriverStatus>,
 ) -> Result<Driver, StoreError> {
     let sql = format!(
         "INSERT INTO drivers (name, license_number, status) VALUES ($1, $2, coalesce($3, 'off_duty')) RETURNING {DRIVER_COLUMNS}"
@@ -202,7 +241,7 @@ pub async fn update_driver(
     id: Uuid,
     name: Option<&str>,
     license: Option<&str>,
-    status: Option<&str>,
+    status: Option<DriverStatus>,
 ) -> Result<Option<Driver>, StoreError> {
     let sql = format!(
         "UPDATE drivers SET name = coalesce($2, name), license_number = coalesce($3, license_number), \
@@ -216,7 +255,7 @@ pub async fn update_driver(
 
 pub async fn list_drivers(
     c: &impl GenericClient,
-    status: Option<&str>,
+    status: Option<DriverStatus>,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Driver>, StoreError> {

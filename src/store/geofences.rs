@@ -11,19 +11,17 @@
 //! (one per box) joined to the fence by primary key; neither reads a table sequentially.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
 use crate::domain::geofence::{Area, Fence, LonLatBox, Shape};
 use crate::domain::LatLon;
 
-/// A stored geofence, as the API returns it.
-#[derive(Debug, Serialize, ToSchema)]
+/// A stored geofence.
+#[derive(Debug)]
 pub struct Geofence {
     pub id: Uuid,
     pub name: String,
@@ -31,7 +29,6 @@ pub struct Geofence {
     pub kind: String,
     /// GeoJSON: the Polygon or MultiPolygon as sent; for a circle, its centre as a Point
     /// (the circle itself is geodesic: draw it from `center` and `radius_m`).
-    #[schema(value_type = Object)]
     pub geometry: Box<RawValue>,
     /// `[lon, lat]` of a circle's centre; `null` for polygons.
     pub center: Option<[f64; 2]>,
@@ -42,7 +39,7 @@ pub struct Geofence {
 }
 
 /// A vehicle whose latest position is inside a fence.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug)]
 pub struct FenceVehicle {
     pub vehicle_id: Uuid,
     pub external_id: String,

@@ -2,15 +2,13 @@
 //! (Writing them is `positions`, in the ingest transaction.)
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio_postgres::{GenericClient, Row};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
 
-/// A vehicle's latest position, as stored and as `GET /v1/vehicles/{id}/position` returns it.
-#[derive(Debug, Serialize, ToSchema)]
+/// A vehicle's latest position, as stored.
+#[derive(Debug)]
 pub struct Position {
     pub vehicle_id: Uuid,
     pub external_id: String,

@@ -1,14 +1,12 @@
 //! Shifts: a driver on a vehicle for `[start, end)`; overlap is refused by the database.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio_postgres::{GenericClient, Row};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug)]
 pub struct Shift {
     pub id: Uuid,
     pub driver_id: Uuid,

@@ -5,6 +5,7 @@ mod auth;
 mod broker;
 mod client;
 mod cluster;
+mod contract;
 mod dead_letters;
 mod fleet;
 mod geodesy;
