@@ -13,23 +13,55 @@ use crate::observability;
 pub type Check = &'static str;
 
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<Mutex<BTreeMap<Check, String>>>);
+pub struct Readiness(Arc<Mutex<BTreeMap<Check, Condition>>>);
+
+struct Condition {
+    reason: String,
+    /// `false` for an expected wait (a SUBACK after connecting): not ready, but not a fault.
+    failing: bool,
+}
 
 impl Readiness {
     /// Marks `check` as failing with a human-readable reason. Counted and logged once per
-    /// transition from passing to failing (a condition re-raised while failing only updates
-    /// its reason), so a flapping check shows as a rising counter, not a log flood.
+    /// transition to failing (a condition re-raised while failing only updates its reason),
+    /// so a flapping check shows as a rising counter, not a log flood.
     pub fn raise(&self, check: Check, reason: impl Into<String>) {
         let reason = reason.into();
-        let newly = self.lock().insert(check, reason.clone()).is_none();
-        if newly {
+        let condition = Condition {
+            reason: reason.clone(),
+            failing: true,
+        };
+        let was_failing = self
+            .lock()
+            .insert(check, condition)
+            .is_some_and(|c| c.failing);
+        if !was_failing {
             observability::not_ready(check, &reason);
+        }
+    }
+
+    /// Marks `check` as not yet passing for an expected reason (a normal start, a reconnect):
+    /// `/readyz` lists it, but it is neither counted nor logged as a failure.
+    pub fn pending(&self, check: Check, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut conditions = self.lock();
+        match conditions.get_mut(check) {
+            Some(c) => c.reason = reason,
+            None => {
+                conditions.insert(
+                    check,
+                    Condition {
+                        reason,
+                        failing: false,
+                    },
+                );
+            }
         }
     }
 
     /// Marks `check` as passing again.
     pub fn clear(&self, check: Check) {
-        if self.lock().remove(check).is_some() {
+        if self.lock().remove(check).is_some_and(|c| c.failing) {
             observability::ready_again(check);
         }
     }
@@ -40,10 +72,13 @@ impl Readiness {
 
     /// Every failing check with its reason, in name order.
     pub fn failing(&self) -> Vec<(Check, String)> {
-        self.lock().iter().map(|(c, r)| (*c, r.clone())).collect()
+        self.lock()
+            .iter()
+            .map(|(check, c)| (*check, c.reason.clone()))
+            .collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Check, String>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Check, Condition>> {
         // A panic while holding this lock cannot leave the map half-updated (single inserts).
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -71,6 +106,21 @@ mod tests {
         assert!(!r.is_raised("broker"));
         assert!(r.is_raised("writer"));
         r.clear("writer");
+        assert!(r.failing().is_empty());
+    }
+
+    #[test]
+    fn a_pending_check_is_listed_and_keeps_a_failure_s_reason() {
+        let r = Readiness::default();
+        r.pending("subscription", "waiting for SUBACK");
+        assert_eq!(
+            r.failing(),
+            [("subscription", "waiting for SUBACK".to_owned())]
+        );
+        r.raise("subscription", "refused");
+        r.pending("subscription", "waiting again");
+        assert_eq!(r.failing(), [("subscription", "waiting again".to_owned())]);
+        r.clear("subscription");
         assert!(r.failing().is_empty());
     }
 }

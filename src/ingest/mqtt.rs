@@ -271,7 +271,7 @@ impl Poller {
         // flips, so `/readyz` never sees "connected" without it.
         if !session_present || !self.subscribed {
             self.subscribed = false;
-            self.readiness.raise(
+            self.readiness.pending(
                 SUBSCRIPTION_CHECK,
                 format!("waiting for the broker to grant {:?}", self.filters),
             );
