@@ -13,9 +13,7 @@ pub mod batcher;
 pub mod decode;
 pub mod faults;
 pub mod mqtt;
-pub mod overflow;
 pub mod resolver;
-pub mod session;
 pub mod writer;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! the channel full waits here, in order, and is forwarded as room frees up — the event loop
 //! keeps polling meanwhile, because blocking it would stop pings and acks.
 //!
-//! At the bound the queue refuses, and the source (`mqtt::Poller`) switches to discarding:
+//! At the bound the queue refuses, and the source (`mqtt::poller::Poller`) switches to discarding:
 //! every further delivery on this connection is dropped *unacked*; what is already held
 //! (channel and queue) goes on through the pipeline and is acked as usual; once the last of
 //! those PUBACKs has gone out, the source drops the connection and reconnects. The session
