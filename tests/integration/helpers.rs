@@ -205,12 +205,11 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 /// A node on an existing database and topic prefix (a second node for scale-out tests).
 pub async fn spawn_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) -> TestApp {
     let test = start_node(db_url, prefix, overrides).await;
+    // Ready means the broker granted every filter: publishing from here on is consumed.
     test.wait_until("broker subscription", || async {
         test.get("/readyz").await.0 == 200
     })
     .await;
-    // The subscription is sent right after CONNACK; give the SUBACK a moment before publishing.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     test
 }
 

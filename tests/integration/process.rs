@@ -56,8 +56,7 @@ impl Node {
             let url = url.clone();
             async move { reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) }
         })
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await; // SUBACK
+        .await; // ready implies the SUBACK granted every filter
         child
     }
 }
