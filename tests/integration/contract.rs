@@ -45,6 +45,67 @@ async fn the_document_declares_every_path_parameter_as_a_uuid() {
     assert!(checked >= 11, "only {checked} path parameters found");
 }
 
+/// schemathesis' examples phase (`scripts/api-contract.sh`) sends the document's examples; an
+/// operation without them is skipped there, silently. So every operation that takes input
+/// carries an example of each parameter and of its body (of each form, for a `oneOf` body).
+#[tokio::test]
+async fn every_operation_that_takes_input_carries_examples_of_it() {
+    let app = spawn_app().await;
+    let doc: Value = serde_json::from_str(&app.get("/openapi.json").await.1).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(r) => schemas[r.trim_start_matches("#/components/schemas/")].clone(),
+            None => schema.clone(),
+        }
+    };
+    let has_examples = |v: &Value| {
+        v.get("example").is_some() || v["examples"].as_array().is_some_and(|e| !e.is_empty())
+    };
+    let (mut parameters, mut bodies, mut missing) = (0, 0, Vec::new());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                parameters += 1;
+                if !has_examples(p) && !has_examples(&resolve(&p["schema"])) {
+                    missing.push(format!("{method} {path}: parameter {}", p["name"]));
+                }
+            }
+            let Some(media) = op["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for (media_type, content) in media {
+                bodies += 1;
+                let schema = resolve(&content["schema"]);
+                // An optional body is `oneOf: [the body, null]`: the body needs the example.
+                let forms: Vec<Value> = match schema["oneOf"].as_array() {
+                    Some(forms) => forms
+                        .iter()
+                        .filter(|f| f["type"] != "null")
+                        .map(&resolve)
+                        .collect(),
+                    None => vec![schema.clone()],
+                };
+                let documented = has_examples(content)
+                    || has_examples(&schema)
+                    || forms.iter().all(&has_examples);
+                if !documented {
+                    missing.push(format!("{method} {path}: {media_type} body"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no example (add `example = ...` to the parameter, `#[schema(examples(...))]` to the \
+         body type): {missing:#?}"
+    );
+    assert!(
+        parameters >= 38 && bodies >= 9,
+        "{parameters} parameters, {bodies} bodies"
+    );
+}
+
 #[tokio::test]
 async fn limit_is_documented_as_1_to_1000_and_enforced_so() {
     let app = spawn_app().await;
