@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
 use super::page::{Limit, Page};
-use super::schema::ErrorBody;
+use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
 use crate::domain::{DriverStatus, Role};
 use crate::store::fleet::{self, Driver};
@@ -53,6 +53,7 @@ impl From<Driver> for DriverBody {
 /// A new driver.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Maria Garcia", "license_number": "NY-842-571-306", "status": "off_duty"})))]
 pub struct NewDriver {
     /// 1–200 characters, not only whitespace (stored trimmed).
     #[schema(
@@ -71,6 +72,7 @@ pub struct NewDriver {
 /// A driver's changes; absent (or `null`) fields stay as they are.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "available"})))]
 pub struct DriverChanges {
     /// 1–200 characters, not only whitespace (stored trimmed).
     #[schema(
@@ -125,7 +127,7 @@ pub async fn create_driver(
 
 /// One driver.
 #[utoipa::path(get, path = "/v1/drivers/{id}", tag = "fleet", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The driver's id")),
+    params(("id" = Uuid, Path, description = "The driver's id", example = json!(example::DRIVER_ID))),
     responses((status = 200, description = "The driver", body = DriverBody),
               (status = 404, description = "No such driver", body = ErrorBody)))]
 pub async fn get_driver(
@@ -143,9 +145,12 @@ pub async fn get_driver(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(example = "available")]
     status: Option<DriverStatus>,
     /// Return items after this id (the previous page's `next_after`).
+    #[param(example = json!(example::DRIVER_ID))]
     after: Option<Uuid>,
+    #[param(example = 50)]
     limit: Option<Limit>,
 }
 
@@ -170,7 +175,7 @@ pub async fn list_drivers(
 
 /// Change a driver's name, licence or status (e.g. `{"status": "available"}`).
 #[utoipa::path(patch, path = "/v1/drivers/{id}", tag = "fleet", security(("bearer" = [])), request_body = DriverChanges,
-    params(("id" = Uuid, Path, description = "The driver's id")),
+    params(("id" = Uuid, Path, description = "The driver's id", example = json!(example::DRIVER_ID))),
     responses((status = 200, description = "The changed driver", body = DriverBody),
               (status = 404, description = "No such driver", body = ErrorBody),
               (status = 409, description = "`license_number` belongs to another driver", body = ErrorBody)))]

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::extract::{Json, Path, Query};
 use super::page::{Limit, Page};
 use super::positions::{decimal, max_age};
-use super::schema::ErrorBody;
+use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
 use crate::domain::geofence::{Fence, Shape};
 use crate::domain::{LatLon, Role};
@@ -115,6 +115,9 @@ pub(super) fn input_schema() -> Value {
         };
         let feature = json!({"title": "Feature", "type": "object", "additionalProperties": false,
         "required": ["type", "geometry", "properties"],
+        "examples": [{"type": "Feature", "properties": {"name": "Midtown depot"},
+            "geometry": {"type": "Polygon", "coordinates": [[[-73.995, 40.748], [-73.975, 40.748],
+                [-73.975, 40.762], [-73.995, 40.762], [-73.995, 40.748]]]}}],
         "properties": {
             "type": {"type": "string", "enum": ["Feature"]},
             "geometry": {"oneOf": [
@@ -128,6 +131,7 @@ pub(super) fn input_schema() -> Value {
         let circle = json!({"title": "Circle", "type": "object", "additionalProperties": false,
         "required": ["name", "center", "radius_m"],
         "description": "Every point within `radius_m` metres of `center`, measured on the WGS84 ellipsoid.",
+        "examples": [{"name": "JFK pickup zone", "center": [-73.7781, 40.6413], "radius_m": 1500}],
         "properties": {
             "name": name,
             "center": position,
@@ -176,7 +180,7 @@ pub async fn create(
 
 /// One geofence.
 #[utoipa::path(get, path = "/v1/geofences/{id}", operation_id = "get_geofence", tag = "geofences", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The geofence's id")),
+    params(("id" = Uuid, Path, description = "The geofence's id", example = json!(example::GEOFENCE_ID))),
     responses((status = 200, description = "The geofence", body = GeofenceBody),
               (status = 404, description = "No such geofence", body = ErrorBody)))]
 pub async fn get(
@@ -193,7 +197,7 @@ pub async fn get(
 
 /// Replace a geofence's name and shape (same body forms as create; the kind may change).
 #[utoipa::path(put, path = "/v1/geofences/{id}", operation_id = "replace_geofence", tag = "geofences", security(("bearer" = [])), request_body = GeofenceInput,
-    params(("id" = Uuid, Path, description = "The geofence's id")),
+    params(("id" = Uuid, Path, description = "The geofence's id", example = json!(example::GEOFENCE_ID))),
     responses((status = 200, description = "The geofence", body = GeofenceBody),
               (status = 404, description = "No such geofence", body = ErrorBody),
               (status = 422, description = INVALID_SHAPE, body = ErrorBody)))]
@@ -214,7 +218,7 @@ pub async fn replace(
 
 /// Delete a geofence.
 #[utoipa::path(delete, path = "/v1/geofences/{id}", operation_id = "delete_geofence", tag = "geofences", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The geofence's id")),
+    params(("id" = Uuid, Path, description = "The geofence's id", example = json!(example::GEOFENCE_ID))),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such geofence", body = ErrorBody)))]
 pub async fn delete(
     caller: Caller,
@@ -234,11 +238,14 @@ pub async fn delete(
 pub struct ListParams {
     /// `lon,lat` in decimal degrees: only fences containing this point (boundaries count).
     #[param(
-        pattern = r"^-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)$"
+        pattern = r"^-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)$",
+        example = "-73.985,40.755"
     )]
     contains: Option<String>,
     /// Return items after this id (the previous page's `next_after`).
+    #[param(example = json!(example::GEOFENCE_ID))]
     after: Option<Uuid>,
+    #[param(example = 50)]
     limit: Option<Limit>,
 }
 
@@ -279,16 +286,18 @@ fn parse_point(raw: &str) -> Result<LatLon, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct VehiclesParams {
     /// Only vehicles whose latest position is at most this many seconds old.
-    #[param(minimum = 0.0, maximum = 315360000.0)]
+    #[param(minimum = 0.0, maximum = 315360000.0, example = 300.0)]
     max_age_s: Option<f64>,
     /// Return items after this vehicle id (the previous page's `next_after`).
+    #[param(example = json!(example::VEHICLE_ID))]
     after: Option<Uuid>,
+    #[param(example = 50)]
     limit: Option<Limit>,
 }
 
 /// Vehicles whose latest position is inside a geofence now (boundaries count as inside).
 #[utoipa::path(get, path = "/v1/geofences/{id}/vehicles", operation_id = "geofence_vehicles", tag = "geofences", security(("bearer" = [])), params(
-        ("id" = Uuid, Path, description = "The geofence's id"), VehiclesParams),
+        ("id" = Uuid, Path, description = "The geofence's id", example = json!(example::GEOFENCE_ID)), VehiclesParams),
     responses((status = 200, description = "A page of vehicles, by vehicle id", body = Page<FenceVehicleBody>),
               (status = 404, description = "No such geofence", body = ErrorBody)))]
 pub async fn vehicles(

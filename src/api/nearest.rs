@@ -32,23 +32,33 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct NearestParams {
     /// Pickup latitude, −90…90.
-    #[param(minimum = -90.0, maximum = 90.0)]
+    #[param(minimum = -90.0, maximum = 90.0, example = 40.7128)]
     lat: f64,
     /// Pickup longitude, −180…180.
-    #[param(minimum = -180.0, maximum = 180.0)]
+    #[param(minimum = -180.0, maximum = 180.0, example = -74.006)]
     lon: f64,
     /// 1–100, default 10.
-    #[param(minimum = 1, maximum = 100, default = 10)]
+    #[param(minimum = 1, maximum = 100, default = 10, example = 5)]
     limit: Option<usize>,
     /// Only drivers within this many metres (geodesic), above 0 and at most 20,040 km;
     /// default unlimited.
-    #[param(exclusive_minimum = 0.0, maximum = 20040000.0)]
+    #[param(exclusive_minimum = 0.0, maximum = 20040000.0, example = 5000.0)]
     radius_m: Option<f64>,
     /// Only drivers whose position is at most this many seconds old (above 0); default 300.
-    #[param(exclusive_minimum = 0.0, maximum = 315360000.0, default = 300.0)]
+    #[param(
+        exclusive_minimum = 0.0,
+        maximum = 315360000.0,
+        default = 300.0,
+        example = 120.0
+    )]
     max_age_s: Option<f64>,
     /// Only vehicles of this `vehicle_type` (exact match; not empty).
-    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*$",
+        example = "truck"
+    )]
     vehicle_type: Option<String>,
 }
 

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::extract::{Path, Query};
 use super::page::{next_after, Limit};
-use super::schema::ErrorBody;
+use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
 use crate::domain::{LatLon, Role};
 use crate::store::fleet;
@@ -61,7 +61,7 @@ impl From<Position> for PositionBody {
 
 /// A vehicle's latest position.
 #[utoipa::path(get, path = "/v1/vehicles/{id}/position", operation_id = "vehicle_position", tag = "positions", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The vehicle's id")),
+    params(("id" = Uuid, Path, description = "The vehicle's id", example = json!(example::VEHICLE_ID))),
     responses((status = 200, description = "The latest position", body = PositionBody),
               (status = 404, description = "No such vehicle, or no position yet", body = ErrorBody)))]
 pub async fn of_vehicle(
@@ -88,14 +88,17 @@ pub struct BBoxQuery {
     /// `minLon,minLat,maxLon,maxLat` in decimal degrees (lon −180…180, lat −90…90,
     /// minLat ≤ maxLat); minLon > maxLon crosses the antimeridian.
     #[param(
-        pattern = r"^-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?),-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)$"
+        pattern = r"^-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?),-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?),-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)$",
+        example = "-74.05,40.68,-73.9,40.82"
     )]
     bbox: String,
     /// Only positions at most this many seconds old.
-    #[param(minimum = 0.0, maximum = 315360000.0)]
+    #[param(minimum = 0.0, maximum = 315360000.0, example = 300.0)]
     max_age_s: Option<f64>,
     /// Return items after this vehicle id (the previous page's `next_after`).
+    #[param(example = json!(example::VEHICLE_ID))]
     after: Option<Uuid>,
+    #[param(example = 100)]
     limit: Option<Limit>,
 }
 

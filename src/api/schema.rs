@@ -22,6 +22,16 @@ use crate::store::api_keys::ApiKey;
 /// Text that is not only whitespace and holds no U+0000.
 pub const NOT_BLANK: &str = r"^[^\x00]*[^\x00\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$";
 
+/// Ids in the document's examples. One vehicle, one driver, their shift and a fence, so the
+/// examples tell one story across operations (and schemathesis' examples phase sends them: an
+/// id that does not exist on the node under test answers the documented 404 or 422).
+pub mod example {
+    pub const VEHICLE_ID: &str = "5c3f1a2b-8d4e-4f6a-9b7c-2e1d0f3a4b5c";
+    pub const DRIVER_ID: &str = "7a1e2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b";
+    pub const SHIFT_ID: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+    pub const GEOFENCE_ID: &str = "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7";
+}
+
 /// Free-form JSON that PostgreSQL's jsonb can store: any value, but no U+0000 in any string
 /// or key, however deep. One schema for every JSON type (`pattern` applies to strings only,
 /// `items` to arrays, `propertyNames`/`additionalProperties` to objects), written as JSON

@@ -10,14 +10,14 @@ use utoipa::openapi::schema::{
     KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::RefOr;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{self, Json, Path, Query};
 use super::page::Limit;
-use super::schema::ErrorBody;
+use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
 use crate::domain::Role;
 use crate::store::shifts::{self, Shift};
@@ -58,6 +58,10 @@ impl From<Shift> for ShiftBody {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "driver_id": example::DRIVER_ID, "vehicle_id": example::VEHICLE_ID,
+    "start": "2026-12-02T06:00:00Z", "end": "2026-12-02T14:00:00Z"
+})))]
 pub struct NewShift {
     driver_id: Uuid,
     vehicle_id: Uuid,
@@ -106,7 +110,7 @@ pub async fn create(
 
 /// One shift.
 #[utoipa::path(get, path = "/v1/shifts/{id}", operation_id = "get_shift", tag = "fleet", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The shift's id")),
+    params(("id" = Uuid, Path, description = "The shift's id", example = json!(example::SHIFT_ID))),
     responses((status = 200, description = "The shift", body = ShiftBody),
               (status = 404, description = "No such shift", body = ErrorBody)))]
 pub async fn get(
@@ -123,6 +127,7 @@ pub async fn get(
 
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"at": "2026-12-02T12:30:00Z"})))]
 pub struct EndShift {
     /// When the shift ends; default now.
     at: Option<DateTime<Utc>>,
@@ -131,7 +136,7 @@ pub struct EndShift {
 /// End a shift early (at `at`, default now). The body is optional.
 #[utoipa::path(post, path = "/v1/shifts/{id}/end", operation_id = "end_shift", tag = "fleet", security(("bearer" = [])),
     request_body(content = Option<EndShift>, description = "Optional: no body means now"),
-    params(("id" = Uuid, Path, description = "The shift's id")),
+    params(("id" = Uuid, Path, description = "The shift's id", example = json!(example::SHIFT_ID))),
     responses((status = 200, description = "The shortened shift", body = ShiftBody),
               (status = 404, description = "No such shift", body = ErrorBody),
               (status = 409, description = "The shift is not running at `at`", body = ErrorBody)))]
@@ -167,28 +172,39 @@ pub async fn end(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ShiftQuery {
+    #[param(example = json!(example::DRIVER_ID))]
     driver_id: Option<Uuid>,
+    #[param(example = json!(example::VEHICLE_ID))]
     vehicle_id: Option<Uuid>,
     /// Only shifts running at this instant: an RFC 3339 date-time or `now`.
-    #[param(schema_with = instant_or_now)]
+    #[param(value_type = Option<InstantOrNow>, inline, example = "now")]
     active_at: Option<String>,
+    #[param(example = 20)]
     limit: Option<Limit>,
 }
 
-fn instant_or_now() -> RefOr<Schema> {
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(["now"])),
-        )
-        .into()
+/// `active_at`'s schema. A type rather than `schema_with`: utoipa drops a parameter's
+/// description and example when `schema_with` gives its schema.
+pub struct InstantOrNow;
+
+impl PartialSchema for InstantOrNow {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["now"])),
+            )
+            .into()
+    }
 }
+
+impl ToSchema for InstantOrNow {}
 
 /// Shifts, newest first; not paged (`limit` caps the answer).
 #[derive(Serialize, ToSchema)]

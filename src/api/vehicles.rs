@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
 use super::page::{Limit, Page};
-use super::schema::{ErrorBody, JsonObject};
+use super::schema::{example, ErrorBody, JsonObject};
 use super::{ApiError, AppState, Caller};
 use crate::domain::{ExternalId, Role, VehicleStatus};
 use crate::store::fleet::{self, Vehicle, VehicleFields};
@@ -76,6 +76,11 @@ impl From<Vehicle> for VehicleBody {
 /// flattened from `VehicleChanges`: serde cannot refuse unknown fields through a flatten.)
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "external_id": "356938035643809", "vin": "4V4NC9EH5LN223481", "plate": "NY-HTK4217",
+    "make": "Volvo", "model": "VNL 760", "year": 2021, "vehicle_type": "truck", "status": "active",
+    "specs": {"payload_kg": 18000, "refrigerated": true}
+})))]
 pub struct NewVehicle {
     /// The device's id on the wire (`fleet/{external_id}/telemetry`): 1–128 characters, no
     /// whitespace, control characters, `+` or `#`. Cannot change afterwards.
@@ -135,6 +140,7 @@ impl NewVehicle {
 /// A vehicle's changeable attributes; on change, absent (or `null`) fields stay as they are.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "maintenance", "plate": "NY-HTK4218"})))]
 pub struct VehicleChanges {
     #[schema(max_length = 200, pattern = r"^[^\x00]*$")]
     vin: Option<String>,
@@ -230,6 +236,11 @@ pub async fn create_vehicle(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"items": [
+    {"external_id": "sim-000001", "vehicle_type": "van"},
+    {"external_id": "sim-000002", "vehicle_type": "van"},
+    {"external_id": "sim-000003"}
+]})))]
 pub struct BulkVehicles {
     #[schema(min_items = 1, max_items = 50000)]
     items: Vec<BulkVehicle>,
@@ -299,7 +310,7 @@ pub async fn create_vehicles_bulk(
 
 /// One vehicle.
 #[utoipa::path(get, path = "/v1/vehicles/{id}", tag = "fleet", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The vehicle's id")),
+    params(("id" = Uuid, Path, description = "The vehicle's id", example = json!(example::VEHICLE_ID))),
     responses((status = 200, description = "The vehicle", body = VehicleBody),
               (status = 404, description = "No such vehicle", body = ErrorBody)))]
 pub async fn get_vehicle(
@@ -317,12 +328,15 @@ pub async fn get_vehicle(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(example = "active")]
     status: Option<VehicleStatus>,
     /// Exact match.
-    #[param(max_length = 200, pattern = r"^[^\x00]*$")]
+    #[param(max_length = 200, pattern = r"^[^\x00]*$", example = "truck")]
     vehicle_type: Option<String>,
     /// Return items after this id (the previous page's `next_after`).
+    #[param(example = json!(example::VEHICLE_ID))]
     after: Option<Uuid>,
+    #[param(example = 50)]
     limit: Option<Limit>,
 }
 
@@ -362,7 +376,7 @@ pub async fn list_vehicles(
 
 /// Change a vehicle's attributes; absent fields stay as they are (`external_id` cannot change).
 #[utoipa::path(patch, path = "/v1/vehicles/{id}", tag = "fleet", security(("bearer" = [])), request_body = VehicleChanges,
-    params(("id" = Uuid, Path, description = "The vehicle's id")),
+    params(("id" = Uuid, Path, description = "The vehicle's id", example = json!(example::VEHICLE_ID))),
     responses((status = 200, description = "The changed vehicle", body = VehicleBody),
               (status = 404, description = "No such vehicle", body = ErrorBody)))]
 pub async fn update_vehicle(

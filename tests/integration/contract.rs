@@ -6,7 +6,7 @@ use meridian::domain::Role;
 use serde_json::{json, Value};
 
 use crate::client::code;
-use crate::helpers::spawn_app;
+use crate::helpers::{now_ms, point, spawn_app};
 
 #[tokio::test]
 async fn the_document_declares_every_path_parameter_as_a_uuid() {
@@ -43,6 +43,67 @@ async fn the_document_declares_every_path_parameter_as_a_uuid() {
         }
     }
     assert!(checked >= 11, "only {checked} path parameters found");
+}
+
+/// schemathesis' examples phase (`scripts/api-contract.sh`) sends the document's examples; an
+/// operation without them is skipped there, silently. So every operation that takes input
+/// carries an example of each parameter and of its body (of each form, for a `oneOf` body).
+#[tokio::test]
+async fn every_operation_that_takes_input_carries_examples_of_it() {
+    let app = spawn_app().await;
+    let doc: Value = serde_json::from_str(&app.get("/openapi.json").await.1).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(r) => schemas[r.trim_start_matches("#/components/schemas/")].clone(),
+            None => schema.clone(),
+        }
+    };
+    let has_examples = |v: &Value| {
+        v.get("example").is_some() || v["examples"].as_array().is_some_and(|e| !e.is_empty())
+    };
+    let (mut parameters, mut bodies, mut missing) = (0, 0, Vec::new());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                parameters += 1;
+                if !has_examples(p) && !has_examples(&resolve(&p["schema"])) {
+                    missing.push(format!("{method} {path}: parameter {}", p["name"]));
+                }
+            }
+            let Some(media) = op["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for (media_type, content) in media {
+                bodies += 1;
+                let schema = resolve(&content["schema"]);
+                // An optional body is `oneOf: [the body, null]`: the body needs the example.
+                let forms: Vec<Value> = match schema["oneOf"].as_array() {
+                    Some(forms) => forms
+                        .iter()
+                        .filter(|f| f["type"] != "null")
+                        .map(&resolve)
+                        .collect(),
+                    None => vec![schema.clone()],
+                };
+                let documented = has_examples(content)
+                    || has_examples(&schema)
+                    || forms.iter().all(&has_examples);
+                if !documented {
+                    missing.push(format!("{method} {path}: {media_type} body"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no example (add `example = ...` to the parameter, `#[schema(examples(...))]` to the \
+         body type): {missing:#?}"
+    );
+    assert!(
+        parameters >= 38 && bodies >= 9,
+        "{parameters} parameters, {bodies} bodies"
+    );
 }
 
 #[tokio::test]
@@ -210,4 +271,50 @@ async fn a_vehicle_whose_specs_hold_the_largest_double_can_be_read() {
     let (status, page) = desk.get("/v1/vehicles").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.to_string().contains("17976931348623157"), "{page}");
+}
+
+#[tokio::test]
+async fn external_id_is_limited_to_128_characters_as_documented_not_128_bytes() {
+    let app = spawn_app().await;
+    let doc: Value = serde_json::from_str(&app.get("/openapi.json").await.1).unwrap();
+    let documented = &doc["components"]["schemas"]["NewVehicle"]["properties"]["external_id"];
+    assert_eq!(documented["maxLength"], 128);
+    let desk = app.client(Role::Dispatcher).await;
+    // 'ö' is 2 bytes in UTF-8, '車' 3: 128 characters are 320 bytes.
+    let at_limit: String = "ö車".repeat(64);
+    let over = format!("{at_limit}ö");
+    assert_eq!((at_limit.chars().count(), at_limit.len()), (128, 320));
+
+    let (status, vehicle) = desk
+        .post("/v1/vehicles", json!({"external_id": at_limit}))
+        .await;
+    assert_eq!(status, 201, "{vehicle}");
+    assert_eq!(vehicle["external_id"], at_limit.as_str());
+    let (status, err) = desk
+        .post("/v1/vehicles", json!({"external_id": over}))
+        .await;
+    assert_eq!((status, code(&err)), (422, "invalid"), "{err}");
+    assert_eq!(
+        err["error"]["message"],
+        "external_id: external id is longer than 128 characters"
+    );
+    let (status, err) = desk
+        .post(
+            "/v1/vehicles/bulk",
+            json!({"items": [{"external_id": over}]}),
+        )
+        .await;
+    assert_eq!((status, code(&err)), (422, "invalid"), "{err}");
+    assert_eq!(app.count("SELECT count(*) FROM vehicles").await, 1);
+
+    // The device publishes under the same id: its topic is accepted and its point stored.
+    app.publisher
+        .telemetry(&at_limit, point(now_ms() - 1_000, 40.7128, -74.006))
+        .await;
+    app.wait_settled(1).await;
+    let id = vehicle["id"].as_str().unwrap();
+    let (status, position) = desk.get(&format!("/v1/vehicles/{id}/position")).await;
+    assert_eq!(status, 200, "{position}");
+    assert_eq!(position["external_id"], at_limit.as_str());
+    assert_eq!(app.count("SELECT count(*) FROM dead_letters").await, 0);
 }

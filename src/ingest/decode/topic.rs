@@ -72,4 +72,17 @@ mod tests {
         let foreign = parse("t1/", "t2/fleet/a/telemetry").unwrap_err();
         assert_eq!(foreign.reason, Reason::InvalidTopic);
     }
+
+    #[test]
+    fn the_external_id_limit_is_128_characters_not_bytes() {
+        // 128 'ö' are 256 bytes: accepted, as `POST /v1/vehicles` and the table accept them.
+        let id = "ö".repeat(128);
+        assert_eq!(
+            parse("", &format!("fleet/{id}/telemetry")).unwrap(),
+            (Format::Canonical, id.as_str())
+        );
+        let err = parse("", &format!("fleet/{id}ö/telemetry")).unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidTopic);
+        assert!(err.detail.contains("128 characters"), "{}", err.detail);
+    }
 }
