@@ -7,7 +7,8 @@
 # For each POINTS_PER_MESSAGE (default "1 10"): fresh database, migrate, register the fleet,
 # start `meridian serve` (release), publish M messages as fast as possible, poll
 # meridian_ingest_points_stored_total every 0.25 s until all M*K points are stored, read the
-# ingest-lag histogram, check the row count, then time the raw binary COPY of those rows.
+# ingest-lag histogram and Meridian's own CPU time, check the row count, then time the raw
+# binary COPY of those rows.
 #
 # Knobs (environment):
 #   POINTS_PER_MESSAGE="1 10"  MESSAGES=300000 (1 point/msg)  MESSAGES_10=100000 (10 points/msg)
@@ -200,6 +201,11 @@ run_one() {
   [[ -s "$WORK/sim-$k.json" ]] && { info "simulator report:"; info "$(head -c 600 "$WORK/sim-$k.json")"; }
   ((m_ok)) || warn "timed out after ${TIMEOUT}s: $m_stored of $points points stored"
 
+  # Meridian's own CPU time (user + system) for the whole run: per point, it says what the
+  # node costs, whatever the broker and PostgreSQL beside it on the same cores are doing.
+  local cpu_s
+  cpu_s=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$SERVE_PID/stat" 2>/dev/null) || cpu_s=nan
+
   step "stopping meridian (SIGTERM)"
   stop_pid "$SERVE_PID" 30 TERM
   SERVE_PID=''
@@ -223,9 +229,10 @@ run_one() {
   fi
   [[ $rows == "$points" ]] || verdict=FAIL
   info "meridian: $(fmt "$m_rate" ',.0f') points/s, $(fmt "$(calc "$m_rate / $k")" ',.0f') messages/s over ${m_secs}s," \
-    "lag p50 $(fmt "$m_lag_p50" .3f)s p99 $(fmt "$m_lag_p99" .3f)s ($m_lag_count samples)"
+    "lag p50 $(fmt "$m_lag_p50" .3f)s p99 $(fmt "$m_lag_p99" .3f)s ($m_lag_count samples)," \
+    "CPU ${cpu_s}s = $(fmt "$(calc "$cpu_s / $points * 1e6")" .2f) µs/point"
   info "raw COPY: $(fmt "$raw_rate" ',.0f') points/s -> meridian is $(fmt "$pct" .1f)% (target >= ${target}%): $verdict"
-  RESULTS+=("$k|$m|$points|$rows|$m_rate|$(calc "$m_rate / $k")|$m_lag_p50|$m_lag_p99|$raw_rate|$pct|$target|$verdict")
+  RESULTS+=("$k|$m|$points|$rows|$m_rate|$(calc "$m_rate / $k")|$m_lag_p50|$m_lag_p99|$(calc "$cpu_s / $points * 1e6")|$raw_rate|$pct|$target|$verdict")
 }
 
 # raw_copy_rate rows — copies vehicle_telemetry out (binary), truncates it, times the copy back in.
@@ -253,13 +260,13 @@ step "results (PostgreSQL $(pg "$ADMIN_URL" -tAc 'show server_version'), $(nproc
 python3 - "${RESULTS[@]}" <<'PY'
 import sys
 head = ("pts/msg", "messages", "points", "rows", "meridian pts/s", "msgs/s", "lag p50 s", "lag p99 s",
-        "raw COPY pts/s", "meridian/raw", "target", "result")
+        "CPU µs/pt", "raw COPY pts/s", "meridian/raw", "target", "result")
 rows = [head]
 for r in sys.argv[1:]:
-    k, m, p, n, rate, mps, p50, p99, raw, pct, target, verdict = r.split("|")
+    k, m, p, n, rate, mps, p50, p99, cpu, raw, pct, target, verdict = r.split("|")
     f = lambda x, spec: format(float(x), spec)
     rows.append((k, f(m, ",.0f"), f(p, ",.0f"), f(n, ",.0f"), f(rate, ",.0f"), f(mps, ",.0f"), f(p50, ".3f"),
-                 f(p99, ".3f"), f(raw, ",.0f"), f(pct, ".1f") + " %", ("≥ " + target + " %") if target != "-" else "-", verdict))
+                 f(p99, ".3f"), f(cpu, ".2f"), f(raw, ",.0f"), f(pct, ".1f") + " %", ("≥ " + target + " %") if target != "-" else "-", verdict))
 widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
 for i, r in enumerate(rows):
     print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)))

@@ -40,6 +40,11 @@ pub struct MqttSettings {
     pub receive_maximum: u16,
     pub session_expiry: Duration,
     pub keep_alive: Duration,
+    /// Bytes of deliveries held beyond receive-maximum before the source drops and reconnects
+    /// (`ingest::mqtt::overflow`). In bytes, not messages, so it bounds memory whatever the
+    /// payload size; generous, because Mosquitto 2.0.11 over-sends by tens of thousands of
+    /// messages under a full-speed load, and every trip to the bound costs a reconnect.
+    pub overflow_max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +89,7 @@ impl Settings {
                 receive_maximum: env.parse("MQTT_RECEIVE_MAXIMUM", "16000")?,
                 session_expiry: Duration::from_secs(env.parse("MQTT_SESSION_EXPIRY_S", "604800")?),
                 keep_alive: Duration::from_secs(env.parse("MQTT_KEEP_ALIVE_S", "30")?),
+                overflow_max_bytes: env.parse("MQTT_OVERFLOW_MAX_BYTES", "268435456")?,
             },
             ingest: IngestSettings {
                 batch_rows: env.parse("MERIDIAN_BATCH_ROWS", "4000")?,

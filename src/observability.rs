@@ -28,6 +28,7 @@ pub const BROKER_RECONNECTS: &str = "meridian_mqtt_reconnects_total";
 pub const BROKER_CONNECTED: &str = "meridian_mqtt_connected";
 pub const DELIVERY_OVERFLOW: &str = "meridian_mqtt_delivery_overflow_messages";
 pub const DELIVERY_OVERFLOW_DROPPED: &str = "meridian_mqtt_delivery_overflow_dropped_total";
+pub const DELIVERY_OVERFLOW_BYTES: &str = "meridian_mqtt_delivery_overflow_bytes";
 pub const SUBSCRIPTIONS_REFUSED: &str = "meridian_mqtt_subscriptions_refused_total";
 pub const CLOSED_BY_BROKER: &str = "meridian_mqtt_closed_by_broker_total";
 pub const HTTP_REQUESTS: &str = "meridian_http_requests_total";
@@ -161,6 +162,11 @@ fn describe() {
         DELIVERY_OVERFLOW,
         "Deliveries the broker sent beyond our receive-maximum, waiting for room in the pipeline"
     );
+    describe_gauge!(
+        DELIVERY_OVERFLOW_BYTES,
+        Unit::Bytes,
+        "Bytes held in the overflow queue (bounded by MQTT_OVERFLOW_MAX_BYTES)"
+    );
     describe_counter!(
         DELIVERY_OVERFLOW_DROPPED,
         "Deliveries dropped unacked at the overflow bound; a reconnect has the broker resend them"
@@ -282,14 +288,15 @@ pub fn broker_disconnected(error: &dyn std::fmt::Display) {
     tracing::warn!(error = %error, "MQTT connection lost, reconnecting");
 }
 
-pub fn delivery_overflow(len: usize) {
+pub fn delivery_overflow(len: usize, bytes: usize) {
     gauge!(DELIVERY_OVERFLOW).set(len as f64);
+    gauge!(DELIVERY_OVERFLOW_BYTES).set(bytes as f64);
 }
 
 /// The overflow queue is full: from now until the reconnect, deliveries are dropped unacked.
-pub fn delivery_overflow_full(limit: usize) {
+pub fn delivery_overflow_full(limit_bytes: usize) {
     tracing::error!(
-        limit,
+        limit_bytes,
         "broker sends far beyond our receive-maximum: dropping deliveries unacked until what we \
          hold is acked, then reconnecting so the broker redelivers them"
     );

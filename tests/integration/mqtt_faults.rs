@@ -321,6 +321,8 @@ async fn messages_left_unacked_by_an_earlier_connection_are_counted_as_redeliver
 async fn a_broker_exceeding_receive_maximum_loses_nothing_at_the_overflow_bound() {
     let app = crate::helpers::spawn_app_with(&[
         ("MQTT_RECEIVE_MAXIMUM", "10"),
+        // About ten deliveries' worth: the bound is reached as soon as the broker over-sends.
+        ("MQTT_OVERFLOW_MAX_BYTES", "2000"),
         ("MERIDIAN_BATCH_ROWS", "5"),
         ("MERIDIAN_WRITERS", "1"),
     ])

@@ -102,8 +102,7 @@ impl MqttSource {
             filters: filters(settings),
             shutdown,
             readiness,
-            // As much again as the channel: the ~2× Mosquitto was measured sending fits.
-            overflow: Overflow::new(settings.receive_maximum as usize),
+            overflow: Overflow::new(settings.overflow_max_bytes),
             discarding: false,
             unacked: HashSet::new(),
             subscribed: false,

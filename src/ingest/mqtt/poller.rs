@@ -64,7 +64,7 @@ impl Poller {
                     if let (Some(permit), Some(delivery)) = (permit, self.overflow.pop_front()) {
                         permit.send(delivery);
                     }
-                    observability::delivery_overflow(self.overflow.len());
+                    observability::delivery_overflow(self.overflow.len(), self.overflow.bytes());
                     continue;
                 }
                 // Stop taking input: closing the channel lets the batcher flush and finish.
@@ -72,7 +72,7 @@ impl Poller {
                 _ = self.shutdown.triggered(), if self.tx.is_some() => {
                     self.tx = None;
                     self.overflow.clear(); // unacked: redelivered to the next session
-                    observability::delivery_overflow(0);
+                    observability::delivery_overflow(0, 0);
                     if self.reconnect_at.is_some() {
                         break; // no connection to ack on: the broker redelivers instead
                     }
@@ -209,7 +209,8 @@ impl Poller {
         } else {
             delivery // keep order behind what already waits
         };
-        match self.overflow.push(delivery) {
+        let bytes = std::mem::size_of::<Delivery>() + delivery.topic.len() + delivery.payload.len();
+        match self.overflow.push(delivery, bytes) {
             Ok(()) if self.overflow.len() == 1 => {
                 tracing::warn!(
                     "delivery channel full: broker exceeds our receive-maximum; buffering"
@@ -219,13 +220,13 @@ impl Poller {
             Err(refused) => {
                 self.unacked.remove(&refused.ack.pkid);
                 // At the bound: see overflow.rs for why drop-and-redeliver is the way.
-                observability::delivery_overflow_full(self.overflow.limit());
+                observability::delivery_overflow_full(self.overflow.limit_bytes());
                 observability::delivery_overflow_dropped(1);
                 self.discarding = true;
                 return;
             }
         }
-        observability::delivery_overflow(self.overflow.len());
+        observability::delivery_overflow(self.overflow.len(), self.overflow.bytes());
     }
 
     /// A PUBACK went out. Once everything kept at the overflow bound is acked, reconnect: the
