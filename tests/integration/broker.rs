@@ -16,15 +16,16 @@ async fn start_broker(port: u16, dir: &std::path::Path) -> Child {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\n"),
     )
     .unwrap();
-    let binary = ["/usr/sbin/mosquitto", "mosquitto"]
-        .into_iter()
-        .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
-        .unwrap();
-    let child = Command::new(binary)
+    spawn_broker(&conf, port, Stdio::null()).await
+}
+
+/// A throwaway Mosquitto with config `conf`, once it listens on `port`; killed when dropped.
+pub async fn spawn_broker(conf: &std::path::Path, port: u16, stderr: Stdio) -> Child {
+    let child = Command::new("/usr/sbin/mosquitto")
         .arg("-c")
-        .arg(&conf)
+        .arg(conf)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("mosquitto installed (scripts/deps.sh)");

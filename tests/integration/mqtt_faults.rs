@@ -62,20 +62,8 @@ impl PrivateBroker {
         std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
         // Opened by us, so Mosquitto needs no write access to it after dropping privileges.
         let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("mosquitto installed (scripts/deps.sh)");
-        wait_until("private broker listening", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
+        let child =
+            crate::broker::spawn_broker(&dir.join("mosquitto.conf"), port, Stdio::from(log)).await;
         Self { child, port, dir }
     }
 
