@@ -164,7 +164,8 @@ async fn maintenance_loop(partitions: Arc<Partitions>, settings: Settings, shutd
     }
 }
 
-/// Creates partitions from yesterday to `partitions_ahead_days` ahead; drops those past retention.
+/// Creates telemetry partitions from yesterday to `partitions_ahead_days` ahead and drops those
+/// past retention; keeps the audit trail's coming months ready.
 async fn maintain(
     client: &mut tokio_postgres::Client,
     partitions: &Partitions,
@@ -183,5 +184,6 @@ async fn maintain(
         .utc_day();
     let dropped = partitions.drop_before(client, oldest_day).await?;
     observability::partitions_dropped(&dropped);
+    store::audit::ensure_partitions(client).await?;
     Ok(())
 }

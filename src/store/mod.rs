@@ -2,6 +2,7 @@
 //! the binary COPY of telemetry, latest positions and dead letters.
 
 pub mod api_keys;
+pub mod audit;
 pub mod copy;
 pub mod dead_letters;
 pub mod fleet;
