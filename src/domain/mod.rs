@@ -15,5 +15,8 @@ pub use point::Point;
 pub use position::{LatLon, PositionError};
 pub use reason::Reason;
 pub use role::{Role, RoleError};
-pub use status::{DriverStatus, DriverStatusError, VehicleStatus, VehicleStatusError};
+pub use status::{
+    DispatchStatus, DispatchStatusError, DriverStatus, DriverStatusError, JobStatus,
+    JobStatusError, VehicleStatus, VehicleStatusError,
+};
 pub use timestamp::{Timestamp, TimestampError};

@@ -1,5 +1,7 @@
-//! What state a vehicle or a driver is in. The API reads and documents them from here, the
-//! table checks the same lists, and availability for dispatch is decided by them.
+//! What state a vehicle, a driver, a job or a dispatch is in. The API reads and documents them
+//! from here, the table checks the same lists, and availability for dispatch is decided by
+//! them. A dispatch's legal transitions live here too, so the store, the API's 409 and the
+//! tests share one state machine.
 
 use std::fmt;
 use std::str::FromStr;
@@ -69,6 +71,76 @@ status_enum! {
     }
 }
 
+status_enum! {
+    /// `pending` until dispatched, `queued` while nobody fits, `dispatched` while a dispatch is
+    /// active, then `completed` or `cancelled`.
+    JobStatus, JobStatusError, "job status" {
+        Pending = "pending",
+        Queued = "queued",
+        Dispatched = "dispatched",
+        Completed = "completed",
+        Cancelled = "cancelled",
+    }
+}
+
+status_enum! {
+    /// `dispatched → en_route → on_site → (returning →) completed`; `cancelled` or `recalled`
+    /// from any active state. Completed, cancelled and recalled are final.
+    DispatchStatus, DispatchStatusError, "dispatch status" {
+        Dispatched = "dispatched",
+        EnRoute = "en_route",
+        OnSite = "on_site",
+        Returning = "returning",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        Recalled = "recalled",
+    }
+}
+
+impl DispatchStatus {
+    /// The states that hold a driver, a vehicle and a job (the partial unique indexes of
+    /// `dispatches` list exactly these).
+    pub const ACTIVE: &'static [DispatchStatus] = &[
+        DispatchStatus::Dispatched,
+        DispatchStatus::EnRoute,
+        DispatchStatus::OnSite,
+        DispatchStatus::Returning,
+    ];
+
+    pub fn is_active(self) -> bool {
+        Self::ACTIVE.contains(&self)
+    }
+
+    /// Where a dispatch may go from here (empty once it is over).
+    pub fn allowed_next(self) -> &'static [DispatchStatus] {
+        use DispatchStatus::*;
+        match self {
+            Dispatched => &[EnRoute, Cancelled, Recalled],
+            EnRoute => &[OnSite, Cancelled, Recalled],
+            OnSite => &[Returning, Completed, Cancelled, Recalled],
+            Returning => &[Completed, Cancelled, Recalled],
+            Completed | Cancelled | Recalled => &[],
+        }
+    }
+
+    pub fn can_become(self, next: DispatchStatus) -> bool {
+        self.allowed_next().contains(&next)
+    }
+
+    /// The `dispatches` column holding when this state was reached.
+    pub fn reached_at_column(self) -> &'static str {
+        match self {
+            DispatchStatus::Dispatched => "dispatched_at",
+            DispatchStatus::EnRoute => "en_route_at",
+            DispatchStatus::OnSite => "on_site_at",
+            DispatchStatus::Returning => "returning_at",
+            DispatchStatus::Completed => "completed_at",
+            DispatchStatus::Cancelled => "cancelled_at",
+            DispatchStatus::Recalled => "recalled_at",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +158,70 @@ mod tests {
         assert!("available".parse::<VehicleStatus>().is_err());
         let e = "busy".parse::<DriverStatus>().unwrap_err().to_string();
         assert!(e.contains("on_job") && e.contains("\"busy\""), "{e}");
+    }
+
+    #[test]
+    fn dispatch_transitions_follow_the_seed_model() {
+        use DispatchStatus::*;
+        let path = [Dispatched, EnRoute, OnSite, Returning, Completed];
+        for pair in path.windows(2) {
+            assert!(pair[0].can_become(pair[1]), "{} -> {}", pair[0], pair[1]);
+        }
+        assert!(OnSite.can_become(Completed), "returning is optional");
+        for s in DispatchStatus::ACTIVE {
+            assert!(s.can_become(Cancelled) && s.can_become(Recalled), "{s}");
+            assert!(!s.can_become(*s), "{s} -> itself is no transition");
+        }
+        for done in [Completed, Cancelled, Recalled] {
+            assert!(
+                !done.is_active() && done.allowed_next().is_empty(),
+                "{done} is final"
+            );
+        }
+        assert!(!Dispatched.can_become(OnSite), "no skipping en_route");
+        assert!(!Returning.can_become(OnSite), "no going back");
+        let columns: std::collections::HashSet<_> = DispatchStatus::ALL
+            .iter()
+            .map(|s| s.reached_at_column())
+            .collect();
+        assert_eq!(columns.len(), DispatchStatus::ALL.len());
+    }
+
+    #[test]
+    fn the_schema_lists_the_same_statuses() {
+        let schema = include_str!("../../migrations/V6__dispatch_core.sql");
+        let quoted = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let active: Vec<&str> = DispatchStatus::ACTIVE.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            schema
+                .matches(&format!("status IN ({})", quoted(&active)))
+                .count(),
+            4,
+            "three partial unique indexes and the availability view use the active list"
+        );
+        assert!(schema.contains(&format!("status IN ({})", quoted(JobStatus::NAMES))));
+        let all = DispatchStatus::NAMES;
+        let check = format!(
+            "CHECK (status IN ({},\n                                    {}))",
+            quoted(&all[..4]),
+            quoted(&all[4..])
+        );
+        assert!(
+            schema.contains(&check),
+            "the dispatches CHECK lists every status"
+        );
+        for s in DispatchStatus::ALL {
+            assert!(
+                schema.contains(s.reached_at_column()),
+                "{}",
+                s.reached_at_column()
+            );
+        }
     }
 }
