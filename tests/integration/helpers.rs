@@ -364,6 +364,27 @@ impl Publisher {
             .await
     }
 
+    /// Publishes `payload(i)` for `i in 0..n` in the background, round-robin over `vehicles`,
+    /// pausing `pause` after every `every` messages: a stream a fault can land in the middle of.
+    pub fn paced(
+        &self,
+        vehicles: &[String],
+        n: i64,
+        (every, pause): (i64, Duration),
+        payload: impl Fn(i64) -> String + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let (publisher, ids) = (self.clone(), vehicles.to_vec());
+        tokio::spawn(async move {
+            for i in 0..n {
+                let id = &ids[i as usize % ids.len()];
+                publisher.telemetry(id, payload(i)).await;
+                if i % every == every - 1 {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        })
+    }
+
     /// Waits until the broker acknowledged everything published so far.
     pub async fn flush(&self) {
         let (sent, acked) = (self.sent.clone(), self.acked.clone());

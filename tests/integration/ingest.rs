@@ -255,17 +255,10 @@ async fn database_connections_killed_mid_stream_lose_nothing_and_double_nothing(
         .await;
     let t0 = now_ms() - 60_000;
     let n = 2000i64;
-    let (publisher, ids) = (app.publisher.clone(), vehicles.clone());
-    let publishing = tokio::spawn(async move {
-        for i in 0..n {
-            publisher
-                .telemetry(&ids[(i % 10) as usize], point(t0 + i, 48.0, 11.0))
-                .await;
-            if i % 20 == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        }
-    });
+    let pace = (20, std::time::Duration::from_millis(5));
+    let publishing = app
+        .publisher
+        .paced(&vehicles, n, pace, move |i| point(t0 + i, 48.0, 11.0));
     // A database restart or failover, as the writers see it: every connection but ours dies.
     let kill = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
                 WHERE datname = current_database() AND pid <> pg_backend_pid()";

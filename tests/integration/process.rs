@@ -96,17 +96,9 @@ impl Setup {
     /// Publishes messages `0..n` in the background at a pace that keeps ingest busy for a
     /// second or two, so a signal can land mid-stream.
     fn publish_paced(&self, t0: i64, n: i64) -> tokio::task::JoinHandle<()> {
-        let (publisher, vehicles) = (self.publisher.clone(), self.vehicles.clone());
-        tokio::spawn(async move {
-            for i in 0..n {
-                publisher
-                    .telemetry(&vehicles[(i % 10) as usize], message(t0, i))
-                    .await;
-                if i % 20 == 0 {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        })
+        let pace = (20, Duration::from_millis(10));
+        self.publisher
+            .paced(&self.vehicles, n, pace, move |i| message(t0, i))
     }
 }
 

@@ -82,17 +82,10 @@ async fn postgres_restarted_mid_ingest_loses_nothing_doubles_nothing_and_readine
 
     // ~1,000 messages/s for ~5 s: the restart (about a second) lands well inside the stream.
     let t0 = now_ms() - 120_000;
-    let (publisher, ids) = (app.publisher.clone(), vehicles.clone());
-    let publishing = tokio::spawn(async move {
-        for i in 0..N {
-            publisher
-                .telemetry(&ids[(i % 10) as usize], point(t0 + i, 48.0, 11.0))
-                .await;
-            if i % 10 == 9 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    });
+    let pace = (10, Duration::from_millis(10));
+    let publishing = app
+        .publisher
+        .paced(&vehicles, N, pace, move |i| point(t0 + i, 48.0, 11.0));
     let probe = ReadyzProbe::start(app.port);
     let monitor = connect(&cluster.url()).await;
     let count = "SELECT count(*) FROM vehicle_telemetry";
