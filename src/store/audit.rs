@@ -19,3 +19,51 @@ pub async fn ensure_partitions(client: &Client) -> Result<i32, StoreError> {
         .await?;
     Ok(row.get(0))
 }
+
+/// What an audit row is about (the table's `entity` CHECK lists the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Customer,
+    Job,
+    Dispatch,
+    Queue,
+    Maintenance,
+    Alert,
+}
+
+impl Entity {
+    pub const NAMES: &'static [&'static str] =
+        &["customer", "job", "dispatch", "queue", "maintenance", "alert"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Customer => "customer",
+            Entity::Job => "job",
+            Entity::Dispatch => "dispatch",
+            Entity::Queue => "queue",
+            Entity::Maintenance => "maintenance",
+            Entity::Alert => "alert",
+        }
+    }
+}
+
+/// One audit row, written by the caller inside the transaction of the operation it records
+/// (pass the transaction): if the operation rolls back, so does its audit row.
+/// `actor` is the API key that acted, `None` for the node itself (queue drain, expiry).
+pub async fn record(
+    c: &impl tokio_postgres::GenericClient,
+    entity: Entity,
+    entity_id: uuid::Uuid,
+    action: &str,
+    actor: Option<uuid::Uuid>,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO audit_log (entity, entity_id, action, actor, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&entity.as_str(), &entity_id, &action, &actor, &before, &after],
+    )
+    .await?;
+    Ok(())
+}
