@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::dispatch::{self, Desk};
 use crate::domain::Timestamp;
 use crate::ingest::ack::Acker;
 use crate::ingest::Pipeline;
@@ -29,6 +30,7 @@ pub struct Application {
     pipeline: Option<Pipeline>,
     maintenance: JoinHandle<()>,
     live_feed: JoinHandle<()>,
+    queue_drain: JoinHandle<()>,
     shutdown: Shutdown,
     /// Watches every task above (and the HTTP server, once running).
     supervisor: Supervisor,
@@ -74,8 +76,15 @@ impl Application {
                 shutdown.clone(),
             ),
         );
+        let pool = store::pool(&settings.database_url, POOL_SIZE)?;
+        let desk = Desk::new(pool.clone(), live.clone(), settings.dispatch.clone());
+        let queue_drain = supervisor.spawn(
+            "queue drain",
+            dispatch::drain::run(desk.clone(), shutdown.clone()),
+        );
         let state = AppState {
-            pool: store::pool(&settings.database_url, POOL_SIZE)?,
+            desk,
+            pool,
             broker: pipeline.as_ref().map(Pipeline::broker_status),
             metrics,
             live,
@@ -94,6 +103,7 @@ impl Application {
             pipeline,
             maintenance,
             live_feed,
+            queue_drain,
             shutdown,
             supervisor,
             settings,
@@ -134,6 +144,7 @@ impl Application {
         }
         self.maintenance.abort();
         self.live_feed.abort();
+        self.queue_drain.abort();
         if tokio::time::timeout(Duration::from_secs(5), server)
             .await
             .is_err()

@@ -22,6 +22,17 @@ pub struct Settings {
     /// How often the live index is rebuilt from the positions it has heard: about the most a
     /// nearest-driver answer lags behind a commit.
     pub live_refresh: Duration,
+    pub dispatch: DispatchSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// A driver whose vehicle has not reported for this long is not where the map says: not
+    /// offered by automatic dispatch, and refused (409 `stale_position`) when named.
+    pub max_age: Duration,
+    /// How often each node walks the queue even when it heard of no newly available driver
+    /// (a shift that starts on its own, a job enqueued while a drain was running).
+    pub drain_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +122,12 @@ impl Settings {
             ingest_enabled: env.parse("MERIDIAN_INGEST", "true")?,
             shutdown_timeout: Duration::from_secs(env.parse("MERIDIAN_SHUTDOWN_TIMEOUT_S", "30")?),
             live_refresh: Duration::from_millis(env.parse("MERIDIAN_LIVE_REFRESH_MS", "100")?),
+            dispatch: DispatchSettings {
+                max_age: Duration::from_secs(env.parse("MERIDIAN_DISPATCH_MAX_AGE_S", "300")?),
+                drain_interval: Duration::from_millis(
+                    env.parse("MERIDIAN_QUEUE_DRAIN_MS", "1000")?,
+                ),
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -140,6 +157,12 @@ impl Settings {
         }
         if self.live_refresh.is_zero() {
             return invalid("MERIDIAN_LIVE_REFRESH_MS", "must be at least 1");
+        }
+        if self.dispatch.max_age.is_zero() {
+            return invalid("MERIDIAN_DISPATCH_MAX_AGE_S", "must be at least 1");
+        }
+        if self.dispatch.drain_interval.is_zero() {
+            return invalid("MERIDIAN_QUEUE_DRAIN_MS", "must be at least 1");
         }
         if self.retention.raw_days < 1 {
             return invalid("MERIDIAN_RETENTION_RAW_DAYS", "must be at least 1");

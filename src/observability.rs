@@ -38,6 +38,10 @@ pub const LIVE_CANDIDATES: &str = "meridian_live_index_candidates";
 pub const LIVE_REBUILD_DURATION: &str = "meridian_live_index_rebuild_duration_seconds";
 pub const LIVE_AVAILABILITY_RELOADS: &str = "meridian_live_availability_reloads_total";
 pub const LIVE_LISTENING: &str = "meridian_live_listen_connected";
+pub const DISPATCHES: &str = "meridian_dispatch_outcomes_total";
+pub const DISPATCH_CANDIDATES_TRIED: &str = "meridian_dispatch_candidates_tried";
+pub const QUEUE_EXPIRED: &str = "meridian_dispatch_queue_expired_total";
+pub const QUEUE_DRAIN_DURATION: &str = "meridian_dispatch_queue_drain_duration_seconds";
 pub const NOT_READY: &str = "meridian_readiness_failures_total";
 pub const NOT_READY_NOW: &str = "meridian_readiness_failing";
 
@@ -196,6 +200,23 @@ fn describe() {
     describe_gauge!(
         LIVE_LISTENING,
         "1 while this node hears change notifications (API keys are cached only then)"
+    );
+    describe_counter!(
+        DISPATCHES,
+        "Dispatch decisions, by outcome: nearest, named, drained (from the queue) or queued"
+    );
+    describe_histogram!(
+        DISPATCH_CANDIDATES_TRIED,
+        "Candidates the database re-checked per dispatch decision, by outcome"
+    );
+    describe_counter!(
+        QUEUE_EXPIRED,
+        "Queued jobs cancelled because their time window ended"
+    );
+    describe_histogram!(
+        QUEUE_DRAIN_DURATION,
+        Unit::Seconds,
+        "Time of one walk of the dispatch queue by this node"
     );
     describe_counter!(
         NOT_READY,
@@ -358,6 +379,19 @@ pub fn live_rebuilt(candidates: usize, elapsed: std::time::Duration) {
 
 pub fn live_availability_reloaded() {
     counter!(LIVE_AVAILABILITY_RELOADS).increment(1);
+}
+
+/// One dispatch decision: `outcome` is `nearest`, `named`, `drained` or `queued`; `tried` is
+/// how many candidates the database re-checked for it (more than one means lost races or a
+/// stale index).
+pub fn dispatch_attempts(outcome: &'static str, tried: usize) {
+    counter!(DISPATCHES, "outcome" => outcome).increment(1);
+    histogram!(DISPATCH_CANDIDATES_TRIED, "outcome" => outcome).record(tried as f64);
+}
+
+pub fn queue_drained(expired: i64, elapsed: std::time::Duration) {
+    counter!(QUEUE_EXPIRED).increment(expired.max(0) as u64);
+    histogram!(QUEUE_DRAIN_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn live_listening(up: bool) {

@@ -19,6 +19,13 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A 409 with a machine-readable reason (and, for a status change, where it may go).
+    #[error("{message}")]
+    Refused {
+        message: String,
+        reason: &'static str,
+        allowed_next: Option<Vec<&'static str>>,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -53,6 +60,30 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::dispatch::DispatchError> for ApiError {
+    fn from(e: crate::dispatch::DispatchError) -> Self {
+        use crate::dispatch::DispatchError as E;
+        let message = e.to_string();
+        match e {
+            E::NoJob(_) => ApiError::NotFound(message),
+            E::NoDriver(id) => ApiError::Invalid(format!("driver_id: no driver {id}")),
+            E::JobNotOpen { .. } => ApiError::Refused {
+                message,
+                reason: "job_not_open",
+                allowed_next: None,
+            },
+            E::DriverUnavailable { reason, .. } => ApiError::Refused {
+                message,
+                reason: reason.as_str(),
+                allowed_next: None,
+            },
+            E::IndexUnavailable => ApiError::Unavailable(message),
+            E::Store(e) => e.into(),
+            E::Pool(e) => e.into(),
+        }
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         ApiError::Internal(e.into())
@@ -70,6 +101,20 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::Refused {
+                message,
+                reason,
+                allowed_next,
+            } => {
+                let detail = ErrorDetail {
+                    code: "conflict",
+                    message,
+                    reason: Some(reason),
+                    allowed_next,
+                };
+                let body = Json(ErrorBody { error: detail });
+                return (StatusCode::CONFLICT, body).into_response();
+            }
             ApiError::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -92,7 +137,12 @@ impl IntoResponse for ApiError {
 
 fn body(code: &'static str, message: String) -> Json<ErrorBody> {
     Json(ErrorBody {
-        error: ErrorDetail { code, message },
+        error: ErrorDetail {
+            code,
+            message,
+            reason: None,
+            allowed_next: None,
+        },
     })
 }
 

@@ -3,11 +3,13 @@
 
 mod auth;
 mod contract;
+mod dispatches;
 mod drivers;
 mod error;
 mod extract;
 mod geofences;
 mod health;
+mod jobs;
 mod nearest;
 mod page;
 mod positions;
@@ -35,6 +37,7 @@ use utoipa_axum::routes;
 pub use auth::Caller;
 pub use error::ApiError;
 
+use crate::dispatch::Desk;
 use crate::ingest::mqtt::BrokerStatus;
 use crate::live::Live;
 use crate::observability;
@@ -51,6 +54,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// This node's in-memory index (nearest drivers) and API-key cache.
     pub live: Arc<Live>,
+    /// Jobs to drivers: automatic and named dispatch, the queue.
+    pub desk: Desk,
     /// Conditions raised by the node's parts (ingest, broker) while they cannot do their job.
     pub readiness: Readiness,
 }
@@ -95,6 +100,8 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(shifts::routes())
         .merge(positions::routes())
         .merge(geofences::routes())
+        .merge(jobs::routes())
+        .merge(dispatches::routes())
         .split_for_parts();
     contract::finish(&mut doc);
     (router, contract::with_raw_schemas(&doc))

@@ -30,6 +30,8 @@ pub mod example {
     pub const DRIVER_ID: &str = "7a1e2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b";
     pub const SHIFT_ID: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
     pub const GEOFENCE_ID: &str = "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7";
+    pub const JOB_ID: &str = "2b3c4d5e-6f70-4a81-92a3-b4c5d6e7f809";
+    pub const DISPATCH_ID: &str = "6e5d4c3b-2a19-4f08-8e7d-6c5b4a392817";
 }
 
 /// Free-form JSON that PostgreSQL's jsonb can store: any value, but no U+0000 in any string
@@ -65,6 +67,21 @@ pub fn raw_schemas() -> Vec<(&'static str, serde_json::Value)> {
             }),
         ),
         ("GeofenceInput", super::geofences::input_schema()),
+        (
+            "LonLat",
+            serde_json::json!({
+                "description": "A point as `[lon, lat]` in degrees (WGS84), like GeoJSON.",
+                "type": "array",
+                "prefixItems": [
+                    {"type": "number", "minimum": -180, "maximum": 180},
+                    {"type": "number", "minimum": -90, "maximum": 90},
+                ],
+                "items": false,
+                "minItems": 2,
+                "maxItems": 2,
+                "examples": [[-73.9857, 40.7484]],
+            }),
+        ),
     ]
 }
 
@@ -84,6 +101,10 @@ macro_rules! raw_schema {
 raw_schema!(JsonValue);
 raw_schema!(JsonObject);
 raw_schema!(super::geofences::GeofenceInput);
+raw_schema!(LonLat);
+
+/// `[lon, lat]` (see `raw_schemas`).
+pub struct LonLat;
 
 /// Every error: `{"error": {"code", "message"}}`.
 #[derive(Serialize, ToSchema)]
@@ -98,6 +119,15 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// What went wrong, for a human; for invalid input it names the field.
     pub message: String,
+    /// On a 409 from a dispatch: why the named driver cannot take the job (`busy`, `off_duty`,
+    /// `no_shift`, `vehicle_unavailable`, `wrong_vehicle_type`, `no_position`,
+    /// `stale_position`) or why the job cannot be dispatched (`job_not_open`); on a refused
+    /// status change, `illegal_transition`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// On a refused status change: the statuses the dispatch may go to from where it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_next: Option<Vec<&'static str>>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -32,8 +32,14 @@ pub enum Entity {
 }
 
 impl Entity {
-    pub const NAMES: &'static [&'static str] =
-        &["customer", "job", "dispatch", "queue", "maintenance", "alert"];
+    pub const NAMES: &'static [&'static str] = &[
+        "customer",
+        "job",
+        "dispatch",
+        "queue",
+        "maintenance",
+        "alert",
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,7 +68,14 @@ pub async fn record(
     c.execute(
         "INSERT INTO audit_log (entity, entity_id, action, actor, before, after) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&entity.as_str(), &entity_id, &action, &actor, &before, &after],
+        &[
+            &entity.as_str(),
+            &entity_id,
+            &action,
+            &actor,
+            &before,
+            &after,
+        ],
     )
     .await?;
     Ok(())

@@ -7,6 +7,7 @@ mod client;
 mod cluster;
 mod contract;
 mod dead_letters;
+mod dispatch;
 mod dispatch_schema;
 mod fleet;
 mod geodesy;
