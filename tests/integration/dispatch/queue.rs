@@ -88,7 +88,7 @@ async fn a_queued_job_past_its_time_window_is_cancelled_with_an_audit_row() {
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        body["time_window"]["end"].as_str().map(|s| s.len() > 0),
+        body["time_window"]["end"].as_str().map(|s| !s.is_empty()),
         Some(true)
     );
     let (status, body) = dispatch(&desk, &id, None).await;
