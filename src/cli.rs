@@ -26,6 +26,18 @@ pub enum Command {
     /// Create, list or revoke API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Print a statement the server runs, for benchmarks that must run the very same SQL.
+    #[command(hide = true)]
+    PrintSql {
+        #[arg(value_enum)]
+        statement: Statement,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Statement {
+    /// One assignment attempt: lock the job, re-check the driver, insert, audit.
+    Assign,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use meridian::app::Application;
-use meridian::cli::{Cli, Command};
+use meridian::cli::{Cli, Command, Statement};
 use meridian::config::Settings;
 use meridian::{observability, store};
 
@@ -13,6 +13,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env().context("reading configuration")?;
     match cli.command {
+        Command::PrintSql { statement } => match statement {
+            Statement::Assign => println!("{}", store::dispatches::assign_statement()),
+        },
         Command::Migrate => {
             let mut client = store::connect(&settings.database_url).await?;
             let applied = store::migrate::run(&mut client).await?;
