@@ -1,7 +1,9 @@
-//! What the live index reads and hears: the `driver_availability` view and the positions of
-//! the vehicles it names (at start, after a lost connection, and as availability changes), and a LISTEN connection on which every node
-//! hears committed positions (`meridian_positions`, sent by the ingest writer inside its
-//! transaction), availability changes and API-key changes (statement-level triggers).
+//! What the live index reads and hears: the `driver_availability` view (whole at start, after
+//! a lost connection and on admin changes; for named drivers and vehicles otherwise) and the
+//! positions of the vehicles it names, and a LISTEN connection on which every node hears
+//! committed positions (`meridian_positions`, sent by the ingest writer inside its
+//! transaction), availability changes (which drivers and vehicles, or "everything") and
+//! API-key changes (triggers).
 
 use std::collections::HashSet;
 use std::future::Future;
