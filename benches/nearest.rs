@@ -1,12 +1,13 @@
 //! Pure-CPU cost of the nearest-driver search in the live index: 20,000 available drivers
 //! (100k vehicles, 20 % available) spread over a 30 km city, 10 nearest to a random pickup,
-//! with and without a radius; and the cost of rebuilding the index after a poll.
+//! with and without a radius; the cost of a full rebuild (a reload) and of moving one
+//! candidate in place (a position or a per-driver update).
 //! `cargo bench --bench nearest`. The HTTP figure is `scripts/bench-api.sh`'s.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use meridian::live::nearest::{Candidate, Fix, NearestQuery, Shift, Snapshot};
+use meridian::live::nearest::{Candidate, Fix, Index, NearestQuery, Shift};
 use uuid::Uuid;
 
 const NOW: i64 = 1_800_000_000_000_000;
@@ -33,6 +34,7 @@ fn candidates(n: u128, rng: &mut Rng) -> Vec<Candidate> {
                 heading_deg: Some(90.0),
             };
             let shift = Shift {
+                shift_id: Uuid::from_u128(2 << 64 | i),
                 driver_id: Uuid::from_u128(i),
                 vehicle_id: Uuid::from_u128(1 << 64 | i),
                 external_id: format!("sim-{i:06}").into(),
@@ -48,7 +50,7 @@ fn candidates(n: u128, rng: &mut Rng) -> Vec<Candidate> {
 fn benches(c: &mut Criterion) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let all = candidates(20_000, &mut rng);
-    let snapshot = Snapshot::build(all.clone());
+    let index = Index::build(all.clone());
     let queries: Vec<NearestQuery> = (0..1024)
         .map(|_| NearestQuery {
             lat: 59.91 + (rng.next() - 0.5) * 0.43,
@@ -67,7 +69,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("10 of 20k drivers", |b| {
         b.iter(|| {
             i = (i + 1) % queries.len();
-            black_box(snapshot.nearest(&queries[i]).len())
+            black_box(index.nearest(&queries[i]).len())
         })
     });
     let mut within: Vec<NearestQuery> = queries.clone();
@@ -78,7 +80,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("10 of 20k drivers, radius 2 km, type filter", |b| {
         b.iter(|| {
             i = (i + 1) % within.len();
-            black_box(snapshot.nearest(&within[i]).len())
+            black_box(index.nearest(&within[i]).len())
         })
     });
     group.finish();
@@ -87,9 +89,28 @@ fn benches(c: &mut Criterion) {
     rebuild.sample_size(20);
     rebuild.throughput(Throughput::Elements(all.len() as u64));
     rebuild.bench_function("20k candidates", |b| {
-        b.iter(|| black_box(Snapshot::build(all.clone()).len()))
+        b.iter(|| black_box(Index::build(all.clone()).len()))
     });
     rebuild.finish();
+
+    let mut update = c.benchmark_group("live index update");
+    update.throughput(Throughput::Elements(1));
+    let mut index = Index::build(all.clone());
+    let mut placed = all.clone();
+    let mut k = 0;
+    update.bench_function("move 1 of 20k candidates (remove + insert)", |b| {
+        b.iter(|| {
+            k = (k + 1) % placed.len();
+            let mut fix = placed[k].fix;
+            fix.lat += (rng.next() - 0.5) * 0.01;
+            fix.lon += (rng.next() - 0.5) * 0.01;
+            let moved = Candidate::new(placed[k].shift.clone(), fix);
+            assert!(index.remove(&placed[k]));
+            index.insert(moved.clone());
+            placed[k] = moved;
+        })
+    });
+    update.finish();
 }
 
 criterion_group!(nearest, benches);

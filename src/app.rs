@@ -126,6 +126,11 @@ impl Application {
         self.pipeline.as_ref().map(Pipeline::acker)
     }
 
+    /// This node's live index (tests watch its reloads and wait on it).
+    pub fn live(&self) -> Arc<Live> {
+        self.state.live.clone()
+    }
+
     /// Runs until a signal (or a test) asks for shutdown, or until the supervisor sees a task
     /// end unexpectedly; then drains. `Err` when any task failed, so `main` exits non-zero.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {

@@ -37,6 +37,10 @@ pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
 pub const LIVE_CANDIDATES: &str = "meridian_live_index_candidates";
 pub const LIVE_REBUILD_DURATION: &str = "meridian_live_index_rebuild_duration_seconds";
 pub const LIVE_AVAILABILITY_RELOADS: &str = "meridian_live_availability_reloads_total";
+pub const LIVE_REFRESHES: &str = "meridian_live_refreshes_total";
+pub const LIVE_REFRESHED_IDS: &str = "meridian_live_refreshed_ids_total";
+pub const LIVE_POSITIONS_APPLIED: &str = "meridian_live_positions_applied_total";
+pub const LIVE_UPDATE_DURATION: &str = "meridian_live_index_update_duration_seconds";
 pub const LIVE_LISTENING: &str = "meridian_live_listen_connected";
 pub const DISPATCHES: &str = "meridian_dispatch_outcomes_total";
 pub const DISPATCH_CANDIDATES_TRIED: &str = "meridian_dispatch_candidates_tried";
@@ -56,6 +60,10 @@ const DURATION_BUCKETS: &[f64] = &[
 /// HTTP latency: the nearest-driver target is p99 ≤ 5 ms, so resolution below it matters.
 const HTTP_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+/// An in-place index update holds the write lock readers wait on: microseconds matter.
+const UPDATE_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
 ];
 const ROWS_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0,
@@ -92,6 +100,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(LIVE_REBUILD_DURATION.into()),
                         DURATION_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(LIVE_UPDATE_DURATION.into()),
+                        UPDATE_BUCKETS,
                     )
                 })
                 .expect("bucket lists are not empty")
@@ -191,11 +205,30 @@ fn describe() {
     describe_histogram!(
         LIVE_REBUILD_DURATION,
         Unit::Seconds,
-        "Time to rebuild the live index after positions or availability changed"
+        "Time of a full reload of the live index (read availability, build the tree)"
     );
     describe_counter!(
         LIVE_AVAILABILITY_RELOADS,
-        "Reloads of driver availability (on a change notified by any node)"
+        "Full reloads of driver availability: at start, after a lost connection, and when \
+         drivers, shifts or vehicles change"
+    );
+    describe_counter!(
+        LIVE_REFRESHES,
+        "Re-reads of the availability of named drivers and vehicles only (dispatches, \
+         maintenance), each replacing their candidates in place"
+    );
+    describe_counter!(
+        LIVE_REFRESHED_IDS,
+        "Drivers and vehicles re-read by per-driver refreshes, by kind"
+    );
+    describe_counter!(
+        LIVE_POSITIONS_APPLIED,
+        "Positions that moved candidates of the live index in place"
+    );
+    describe_histogram!(
+        LIVE_UPDATE_DURATION,
+        Unit::Seconds,
+        "Time the live index's write lock is held for one batch of in-place edits"
     );
     describe_gauge!(
         LIVE_LISTENING,
@@ -372,13 +405,25 @@ pub fn partitions_dropped(names: &[String]) {
     }
 }
 
-pub fn live_rebuilt(candidates: usize, elapsed: std::time::Duration) {
+/// A full reload of availability (start, lost connection, admin tables changed).
+pub fn live_reloaded(candidates: usize, elapsed: std::time::Duration) {
+    counter!(LIVE_AVAILABILITY_RELOADS).increment(1);
     gauge!(LIVE_CANDIDATES).set(candidates as f64);
     histogram!(LIVE_REBUILD_DURATION).record(elapsed.as_secs_f64());
 }
 
-pub fn live_availability_reloaded() {
-    counter!(LIVE_AVAILABILITY_RELOADS).increment(1);
+/// A re-read of the named drivers and vehicles only (dispatches, maintenance).
+pub fn live_refreshed(drivers: usize, vehicles: usize) {
+    counter!(LIVE_REFRESHES).increment(1);
+    counter!(LIVE_REFRESHED_IDS, "kind" => "driver").increment(drivers as u64);
+    counter!(LIVE_REFRESHED_IDS, "kind" => "vehicle").increment(vehicles as u64);
+}
+
+/// One batch of in-place edits applied under the index's write lock.
+pub fn live_updated(candidates: usize, positions_moved: u64, elapsed: std::time::Duration) {
+    gauge!(LIVE_CANDIDATES).set(candidates as f64);
+    counter!(LIVE_POSITIONS_APPLIED).increment(positions_moved);
+    histogram!(LIVE_UPDATE_DURATION).record(elapsed.as_secs_f64());
 }
 
 /// One dispatch decision: `outcome` is `nearest`, `named`, `drained` or `queued`; `tried` is

@@ -100,10 +100,9 @@ pub async fn nearest(
     let as_of = s.live.current_as_of().ok_or_else(|| {
         ApiError::Unavailable("the live index is loading or has lost the database".into())
     })?;
-    let snapshot = s.live.snapshot();
-    let items = snapshot
-        .nearest(&query)
-        .into_iter()
+    let hits = s.live.nearest(&query);
+    let items = hits
+        .iter()
         .map(|h| {
             let (shift, fix) = (&h.candidate.shift, &h.candidate.fix);
             NearestDriver {

@@ -1,9 +1,11 @@
 //! Keeps a node's live index current: a full load at start (and after any lost connection),
-//! then positions as the ingest writers of every node commit them (NOTIFY), and availability
-//! reloaded on notification. One task owns all mutable state; readers only ever see finished,
-//! immutable snapshots, rebuilt at most once per refresh interval.
+//! then in place — positions as the ingest writers of every node commit them (NOTIFY), the
+//! drivers and vehicles that dispatches and maintenance records name (NOTIFY from the
+//! changing transaction, or a handler on this node asking), and a full reload only when the
+//! admin tables (drivers, shifts, vehicles) change. One task owns the books (`State`) and is
+//! the index's only writer, so reloads and per-driver reads are serialised: an older read can
+//! never overwrite a newer one.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +15,13 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::nearest::{Candidate, Fix, Shift, Snapshot};
+use super::requests::Work;
+use super::state::{Edits, State};
 use super::Live;
 use crate::domain::Timestamp;
 use crate::observability;
 use crate::shutdown::Shutdown;
+use crate::store::live::AvailabilityChange;
 use crate::store::{self, live as source, StoreError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -69,7 +73,11 @@ async fn session(
             }
         }
         source::AVAILABILITY_CHANNEL => {
-            notified.request();
+            notified.ask(|r| match AvailabilityChange::decode(payload) {
+                AvailabilityChange::Drivers(ids) => r.drivers(&ids),
+                AvailabilityChange::Vehicles(ids) => r.vehicles(&ids),
+                AvailabilityChange::Everything => r.everything(),
+            });
         }
         source::API_KEYS_CHANNEL => notified.keys.clear(),
         _ => {}
@@ -81,136 +89,140 @@ async fn session(
     let client = store::connect(url).await?;
 
     let mut state = State::default();
-    let target = live.requested();
     let started = Timestamp::now();
-    // Every watched vehicle joins the (empty) set here, so this reads their positions too.
-    state.reload_availability(&client, &live.watched).await?;
-    live.publish(state.build(), started, Some(target));
+    // Every request made so far is covered by this load, which reads after it was made.
+    let work = Work {
+        everything: true,
+        ..live.take()
+    };
+    serve(live, &client, &mut state, work).await?;
+    live.mark_current(started);
 
     tokio::pin!(closed);
     let mut tick = tokio::time::interval(refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dirty = false;
     loop {
         tokio::select! {
             _ = shutdown.triggered() => return Ok(()),
             _ = &mut closed => return Err(StoreError::Lost("LISTEN connection")),
-            Some(rows) = rx.recv() => dirty |= state.apply(rows),
-            _ = live.reload_wanted() => {
-                let target = live.requested();
-                let started = Timestamp::now();
-                state.reload_availability(&client, &live.watched).await?;
-                observability::live_availability_reloaded();
-                live.publish(state.build(), started, Some(target));
-                dirty = false;
+            Some(mut rows) = rx.recv() => {
+                while let Ok(more) = rx.try_recv() {
+                    rows.extend(more);
+                }
+                apply(live, state.positions(rows, now_us()));
             }
+            _ = live.work_wanted() => serve(live, &client, &mut state, live.take()).await?,
             _ = tick.tick() => {
-                // A round trip on the listening connection: when it returns, every position
-                // committed before it started has been queued, so after draining the queue the
-                // index is current as of `started`.
+                // A round trip on the listening connection: when it returns, every position and
+                // availability change committed before it started has been heard, so once the
+                // queue and the requests are served the index is current as of `started`.
                 let started = Timestamp::now();
                 tokio::time::timeout(HEARTBEAT_TIMEOUT, listener.simple_query("SELECT 1"))
                     .await
                     .map_err(|_| StoreError::Timeout(HEARTBEAT_TIMEOUT))??;
-                while let Ok(rows) = rx.try_recv() {
-                    dirty |= state.apply(rows);
+                let mut rows = Vec::new();
+                while let Ok(more) = rx.try_recv() {
+                    rows.extend(more);
                 }
                 if overflowed.swap(false, Ordering::AcqRel) {
                     tracing::warn!("live index fell behind the position stream; re-reading positions");
-                    let watched: Vec<Uuid> = state.shift_vehicles.iter().copied().collect();
-                    dirty |= state.apply(source::positions_of(&client, &watched).await?);
+                    let watched: Vec<Uuid> = state.watched().iter().copied().collect();
+                    rows.extend(source::positions_of(&client, &watched).await?);
                 }
-                if dirty {
-                    live.publish(state.build(), started, None);
-                    dirty = false;
-                } else {
-                    live.mark_current(started);
+                apply(live, state.positions(rows, now_us()));
+                serve(live, &client, &mut state, live.take()).await?;
+                if state.started(now_us()) {
+                    live.grow();
                 }
+                live.mark_current(started);
             }
         }
     }
 }
 
-#[derive(Default)]
-struct State {
-    /// Latest fixes of watched vehicles (and of vehicles watched earlier).
-    fixes: HashMap<Uuid, Fix>,
-    /// What availability is made of, as of the last reload.
-    shifts: Vec<Shift>,
-    /// Vehicles with a shift in `shifts`: only their moves change the index.
-    shift_vehicles: HashSet<Uuid>,
+/// Does one turn's requested work and reports it done: a full reload, or a re-read of the
+/// named drivers and vehicles.
+async fn serve(
+    live: &Live,
+    client: &Client,
+    state: &mut State,
+    work: Work,
+) -> Result<(), StoreError> {
+    if work.everything {
+        reload(live, client, state).await?;
+    } else if !work.is_empty() {
+        refresh(live, client, state, &work.drivers, &work.vehicles).await?;
+    }
+    live.satisfied(work.generation);
+    Ok(())
 }
 
-impl State {
-    /// Reloads who is available, tells the ingest writers which vehicles to announce from now
-    /// on, then reads the positions of vehicles that just joined (announcements for them were
-    /// skipped until now).
-    async fn reload_availability(
-        &mut self,
-        client: &Client,
-        watched: &super::Watched,
-    ) -> Result<(), StoreError> {
-        let rows = source::available_shifts(client).await?;
-        // One shared string per distinct vehicle type, not one per shift.
-        let mut types: HashMap<String, Arc<str>> = HashMap::new();
-        self.shifts = rows
-            .into_iter()
-            .map(|r| Shift {
-                driver_id: r.driver_id,
-                vehicle_id: r.vehicle_id,
-                external_id: r.external_id.into(),
-                vehicle_type: r.vehicle_type.map(|t| {
-                    types
-                        .entry(t)
-                        .or_insert_with_key(|t| Arc::from(t.as_str()))
-                        .clone()
-                }),
-                starts_us: r.starts.timestamp_micros(),
-                ends_us: r.ends.map_or(i64::MAX, |e| e.timestamp_micros()),
-            })
-            .collect();
-        let now_watched: HashSet<Uuid> = self.shifts.iter().map(|s| s.vehicle_id).collect();
-        watched.set(now_watched.clone());
-        let joined: Vec<Uuid> = now_watched
-            .difference(&self.shift_vehicles)
-            .copied()
-            .collect();
-        self.shift_vehicles = now_watched;
-        if !joined.is_empty() {
-            self.apply(source::positions_of(client, &joined).await?);
-        }
-        Ok(())
+/// Reloads who is available, tells the ingest writers which vehicles to announce from now
+/// on, then reads the positions of vehicles that just joined (announcements for them were
+/// skipped until now), and swaps in a new index.
+async fn reload(live: &Live, client: &Client, state: &mut State) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let rows = source::available_shifts(client).await?;
+    let joined = state.reset(rows, now_us());
+    live.watched.set(state.watched().clone());
+    if !joined.is_empty() {
+        state.record(source::positions_of(client, &joined).await?);
     }
+    let index = state.build();
+    let candidates = index.len();
+    live.replace(index);
+    observability::live_reloaded(candidates, started.elapsed());
+    Ok(())
+}
 
-    /// Takes in positions; true when one of an indexed shift's vehicles moved. A position never
-    /// goes back in time (as in the table): an older or repeated one is ignored.
-    fn apply(&mut self, rows: Vec<source::PositionRow>) -> bool {
-        let mut changed = false;
-        for source::PositionRow { vehicle_id, fix } in rows {
-            let newer = self
-                .fixes
-                .get(&vehicle_id)
-                .is_none_or(|held: &Fix| held.ts_us < fix.ts_us);
-            if newer {
-                self.fixes.insert(vehicle_id, fix);
-                changed |= self.shift_vehicles.contains(&vehicle_id);
-            }
-        }
-        changed
+/// Re-reads availability for these drivers and vehicles only and replaces what the index
+/// holds for them; vehicles new to the watched set have their positions read.
+async fn refresh(
+    live: &Live,
+    client: &Client,
+    state: &mut State,
+    drivers: &[Uuid],
+    vehicles: &[Uuid],
+) -> Result<(), StoreError> {
+    let rows = source::available_shifts_of(client, drivers, vehicles).await?;
+    let (mut edits, joined) = state.refresh(drivers, vehicles, rows, now_us());
+    if !joined.is_empty() {
+        live.watched.add(&joined);
+        let fixes = source::positions_of(client, &joined).await?;
+        edits.merge(state.positions(fixes, now_us()));
     }
+    apply(live, edits);
+    live.refreshes.fetch_add(1, Ordering::AcqRel);
+    observability::live_refreshed(drivers.len(), vehicles.len());
+    Ok(())
+}
 
-    fn build(&self) -> Snapshot {
-        let started = Instant::now();
-        let candidates: Vec<Candidate> = self
-            .shifts
-            .iter()
-            .filter_map(|s| {
-                let fix = *self.fixes.get(&s.vehicle_id)?;
-                Some(Candidate::new(s.clone(), fix))
-            })
-            .collect();
-        let snapshot = Snapshot::build(candidates);
-        observability::live_rebuilt(snapshot.len(), started.elapsed());
-        snapshot
+/// One write lock for the whole batch.
+fn apply(live: &Live, edits: Edits) {
+    if edits.is_empty() {
+        return;
     }
+    let (grew, moved) = (edits.grew, edits.moved);
+    let started = Instant::now();
+    let (missing, candidates) = {
+        let mut index = live.write();
+        let missing = edits.apply(&mut index);
+        (missing, index.len())
+    };
+    observability::live_updated(candidates, moved, started.elapsed());
+    if missing > 0 {
+        // A bug, not a state of the world: heal it with a full reload rather than serve it.
+        tracing::error!(
+            missing,
+            "live index lost track of candidates; reloading it whole"
+        );
+        live.ask(|r| r.everything());
+    }
+    if grew {
+        live.grow();
+    }
+}
+
+fn now_us() -> i64 {
+    Timestamp::now().unix_micros()
 }

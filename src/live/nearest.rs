@@ -1,8 +1,9 @@
-//! The nearest-available-driver search over one immutable snapshot.
+//! The nearest-available-driver search over the live index.
 //!
-//! The snapshot holds one candidate per not-yet-ended shift of an available driver whose
+//! The index holds one candidate per not-yet-ended shift of an available driver whose
 //! vehicle has a position. Whether the shift is active *now* and whether the position is
-//! fresh enough are judged per query, so time passing needs no rebuild.
+//! fresh enough are judged per query, so time passing needs no update. The feed changes it in
+//! place: a candidate is removed and re-inserted when its vehicle moves or its driver changes.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub use crate::store::live::Fix;
 /// An available driver's not-yet-ended shift on a vehicle.
 #[derive(Debug, Clone)]
 pub struct Shift {
+    pub shift_id: Uuid,
     pub driver_id: Uuid,
     pub vehicle_id: Uuid,
     pub external_id: Arc<str>,
@@ -37,6 +39,14 @@ impl Candidate {
     pub fn new(shift: Shift, fix: Fix) -> Self {
         let normal = geodesy::unit_normal(fix.lat, fix.lon);
         Self { shift, fix, normal }
+    }
+}
+
+/// The same shift (the tree finds the entry by the candidate's point, then compares this): a
+/// candidate is removed by rebuilding it from the shift and the fix it was inserted with.
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.shift.shift_id == other.shift.shift_id
     }
 }
 
@@ -66,23 +76,40 @@ pub struct NearestQuery {
     pub now_us: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Hit<'a> {
-    pub candidate: &'a Candidate,
+/// An answer, copied out of the index so that the read lock is held only for the search.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub candidate: Candidate,
     pub distance_m: f64,
 }
 
-/// Candidates in a spatial index; never mutated once built (readers share it lock-free).
+#[derive(Debug, Clone, Copy)]
+struct Found<'a> {
+    candidate: &'a Candidate,
+    distance_m: f64,
+}
+
+/// Candidates in a spatial index (an R*-tree over unit normals, so chord order is great-circle
+/// order everywhere, poles and antimeridian included).
 #[derive(Default)]
-pub struct Snapshot {
+pub struct Index {
     tree: RTree<Candidate>,
 }
 
-impl Snapshot {
+impl Index {
     pub fn build(candidates: Vec<Candidate>) -> Self {
         Self {
             tree: RTree::bulk_load(candidates),
         }
+    }
+
+    pub fn insert(&mut self, candidate: Candidate) {
+        self.tree.insert(candidate);
+    }
+
+    /// Removes the entry for `candidate`'s shift at `candidate`'s point; false if absent.
+    pub fn remove(&mut self, candidate: &Candidate) -> bool {
+        self.tree.remove(candidate).is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -99,12 +126,12 @@ impl Snapshot {
     /// Candidates come out of the tree by increasing chord; each eligible one gets its exact
     /// distance. The walk stops once the chord's lower bound on distance exceeds the radius, or
     /// the worst distance held when `limit` are held — nothing farther can still qualify.
-    pub fn nearest(&self, q: &NearestQuery) -> Vec<Hit<'_>> {
+    pub fn nearest(&self, q: &NearestQuery) -> Vec<Hit> {
         if q.limit == 0 {
             return Vec::new();
         }
         let origin = geodesy::unit_normal(q.lat, q.lon);
-        let mut best: Vec<Hit<'_>> = Vec::with_capacity(q.limit + 1);
+        let mut best: Vec<Found<'_>> = Vec::with_capacity(q.limit + 1);
         let oldest_us = q.now_us.saturating_sub(q.max_age_us);
         for (c, chord_2) in self.tree.nearest_neighbor_iter_with_distance_2(&origin) {
             let bound = geodesy::lower_bound_m(chord_2);
@@ -127,7 +154,7 @@ impl Snapshot {
             if q.radius_m.is_some_and(|r| distance_m > r) {
                 continue;
             }
-            let hit = Hit {
+            let hit = Found {
                 candidate: c,
                 distance_m,
             };
@@ -137,11 +164,16 @@ impl Snapshot {
                 best.truncate(q.limit);
             }
         }
-        best
+        best.into_iter()
+            .map(|f| Hit {
+                candidate: f.candidate.clone(),
+                distance_m: f.distance_m,
+            })
+            .collect()
     }
 }
 
-fn by_distance(a: &Hit<'_>, b: &Hit<'_>) -> Ordering {
+fn by_distance(a: &Found<'_>, b: &Found<'_>) -> Ordering {
     a.distance_m.total_cmp(&b.distance_m).then(
         a.candidate
             .shift

@@ -24,6 +24,7 @@ fn candidate(i: u128, lat: f64, lon: f64) -> Candidate {
     };
     let kind = if i.is_multiple_of(3) { "van" } else { "car" };
     let shift = Shift {
+        shift_id: Uuid::from_u128(2 << 64 | i),
         driver_id: Uuid::from_u128(i),
         vehicle_id: Uuid::from_u128(1 << 64 | i),
         external_id: format!("v{i}").into(),
@@ -68,7 +69,7 @@ fn brute_force(all: &[Candidate], q: &NearestQuery) -> Vec<(Uuid, f64)> {
     hits
 }
 
-fn answer(s: &Snapshot, q: &NearestQuery) -> Vec<(Uuid, f64)> {
+fn answer(s: &Index, q: &NearestQuery) -> Vec<(Uuid, f64)> {
     s.nearest(q)
         .iter()
         .map(|h| (h.candidate.shift.driver_id, h.distance_m))
@@ -103,7 +104,7 @@ fn matches_brute_force_everywhere_including_poles_and_the_antimeridian() {
         }
         all.push(c);
     }
-    let snapshot = Snapshot::build(all.clone());
+    let snapshot = Index::build(all.clone());
     let probes = [
         (78.22, 15.65),
         (-17.7, 179.99),
@@ -134,7 +135,7 @@ fn across_the_antimeridian_the_nearest_is_on_the_other_side() {
     // Query at 179.99°E: a driver at 179.98°W is ~3.2 km away (0.03° of longitude at 17.7°S), one at 179.9°E ~9.5 km.
     let east = candidate(1, -17.7, 179.9);
     let west = candidate(2, -17.7, -179.98);
-    let snapshot = Snapshot::build(vec![east, west]);
+    let snapshot = Index::build(vec![east, west]);
     let hits = answer(&snapshot, &query(-17.7, 179.99));
     assert_eq!(
         hits.iter().map(|h| h.0).collect::<Vec<_>>(),
@@ -148,7 +149,7 @@ fn radius_and_limit_bound_the_answer() {
     let all: Vec<_> = (0..50u128)
         .map(|i| candidate(i, 69.65 + i as f64 * 0.001, 18.95))
         .collect();
-    let snapshot = Snapshot::build(all);
+    let snapshot = Index::build(all);
     let mut q = query(69.65, 18.95);
     q.radius_m = Some(1_000.0);
     q.limit = 100;
@@ -160,4 +161,63 @@ fn radius_and_limit_bound_the_answer() {
     assert_eq!(answer(&snapshot, &q).len(), 3);
     q.limit = 0;
     assert!(answer(&snapshot, &q).is_empty());
+}
+
+#[test]
+fn inserts_moves_and_removals_in_place_keep_answers_equal_to_brute_force() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let place = |rng: &mut Rng| (59.0 + rng.next() * 2.0, 10.0 + rng.next() * 2.0);
+    // Start from a bulk load, as a full reload does, then edit it as the feed does.
+    let mut all: Vec<Candidate> = (0..2_000u128)
+        .map(|i| {
+            let (lat, lon) = place(&mut rng);
+            candidate(i, lat, lon)
+        })
+        .collect();
+    let mut index = Index::build(all.clone());
+    let mut next = all.len() as u128;
+    for round in 0..40 {
+        for _ in 0..100 {
+            let pick = (rng.next() * all.len() as f64) as usize;
+            match (rng.next() * 3.0) as u8 {
+                // A position: remove at the old point, insert at the new one.
+                0 => {
+                    let (lat, lon) = place(&mut rng);
+                    let mut moved = all[pick].clone();
+                    moved.fix.lat = lat;
+                    moved.fix.lon = lon;
+                    moved.fix.ts_us += 1;
+                    let moved = Candidate::new(moved.shift, moved.fix);
+                    assert!(index.remove(&all[pick]));
+                    index.insert(moved.clone());
+                    all[pick] = moved;
+                }
+                // A dispatch: the driver leaves.
+                1 => {
+                    assert!(index.remove(&all.swap_remove(pick)));
+                }
+                // A driver comes back (a new shift here).
+                _ => {
+                    let (lat, lon) = place(&mut rng);
+                    let c = candidate(next, lat, lon);
+                    next += 1;
+                    index.insert(c.clone());
+                    all.push(c);
+                }
+            }
+        }
+        assert_eq!(index.len(), all.len());
+        for _ in 0..10 {
+            let (lat, lon) = place(&mut rng);
+            let mut q = query(lat, lon);
+            q.limit = 20;
+            assert_eq!(answer(&index, &q), brute_force(&all, &q), "round {round}");
+            q.radius_m = Some(5_000.0);
+            q.vehicle_type = Some("van".into());
+            assert_eq!(answer(&index, &q), brute_force(&all, &q), "round {round}");
+        }
+    }
+    let gone = all.pop().unwrap();
+    assert!(index.remove(&gone));
+    assert!(!index.remove(&gone), "removing twice finds nothing");
 }

@@ -1,7 +1,9 @@
-//! What the live index reads and hears: the `driver_availability` view and the positions of
-//! the vehicles it names (at start, after a lost connection, and as availability changes), and a LISTEN connection on which every node
-//! hears committed positions (`meridian_positions`, sent by the ingest writer inside its
-//! transaction), availability changes and API-key changes (statement-level triggers).
+//! What the live index reads and hears: the `driver_availability` view (whole at start, after
+//! a lost connection and on admin changes; for named drivers and vehicles otherwise) and the
+//! positions of the vehicles it names, and a LISTEN connection on which every node hears
+//! committed positions (`meridian_positions`, sent by the ingest writer inside its
+//! transaction), availability changes (which drivers and vehicles, or "everything") and
+//! API-key changes (triggers).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -38,11 +40,49 @@ impl Watched {
         }
     }
 
-    /// Replaced whole by the live feed after each availability reload.
+    /// Replaced whole by the live feed after each full availability reload.
     pub fn set(&self, vehicles: HashSet<Uuid>) {
         match self.0.write() {
             Ok(mut s) => *s = Arc::new(vehicles),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(vehicles),
+        }
+    }
+
+    /// Grown by a per-driver update that brought in new vehicles (it never shrinks the set:
+    /// a vehicle announced for nothing costs one line of a payload; re-reading its position
+    /// when its driver comes back costs a query).
+    pub fn add(&self, vehicles: &[Uuid]) {
+        let mut guard = match self.0.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::make_mut(&mut guard).extend(vehicles.iter().copied());
+    }
+}
+
+/// What a `meridian_availability` notification asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AvailabilityChange {
+    /// `drivers <uuid> ...` (the dispatches trigger): these drivers' shifts.
+    Drivers(Vec<Uuid>),
+    /// `vehicles <uuid> ...` (dispatches and maintenance triggers): the shifts on these vehicles.
+    Vehicles(Vec<Uuid>),
+    /// A bare table name (drivers, shifts, vehicles; any TRUNCATE): reload everything.
+    Everything,
+}
+
+impl AvailabilityChange {
+    /// A payload this code does not know (or an id it cannot read) asks for a full reload:
+    /// safe, only slower.
+    pub fn decode(payload: &str) -> Self {
+        let Some((kind, ids)) = payload.split_once(' ') else {
+            return Self::Everything;
+        };
+        let ids: Option<Vec<Uuid>> = ids.split(' ').map(|id| Uuid::try_parse(id).ok()).collect();
+        match (kind, ids) {
+            ("drivers", Some(ids)) => Self::Drivers(ids),
+            ("vehicles", Some(ids)) => Self::Vehicles(ids),
+            _ => Self::Everything,
         }
     }
 }
@@ -151,6 +191,7 @@ fn position_rows(rows: Vec<tokio_postgres::Row>) -> Vec<PositionRow> {
 }
 
 pub struct AvailableShift {
+    pub shift_id: Uuid,
     pub driver_id: Uuid,
     pub vehicle_id: Uuid,
     pub external_id: String,
@@ -160,28 +201,41 @@ pub struct AvailableShift {
     pub ends: Option<DateTime<Utc>>,
 }
 
+const AVAILABILITY_COLUMNS: &str = "SELECT shift_id, driver_id, vehicle_id, external_id, \
+     vehicle_type, lower(during), upper(during) FROM driver_availability";
+
 /// Every not-yet-ended shift of an available driver on an active vehicle.
 pub async fn available_shifts(
     client: &impl GenericClient,
 ) -> Result<Vec<AvailableShift>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT driver_id, vehicle_id, external_id, vehicle_type, lower(during), upper(during) \
-             FROM driver_availability",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
+    Ok(shift_rows(client.query(AVAILABILITY_COLUMNS, &[]).await?))
+}
+
+/// The available shifts of these drivers, or on these vehicles: what replaces everything the
+/// index holds for them.
+pub async fn available_shifts_of(
+    client: &impl GenericClient,
+    drivers: &[Uuid],
+    vehicles: &[Uuid],
+) -> Result<Vec<AvailableShift>, StoreError> {
+    let sql = format!("{AVAILABILITY_COLUMNS} WHERE driver_id = ANY($1) OR vehicle_id = ANY($2)");
+    Ok(shift_rows(
+        client.query(&sql, &[&drivers, &vehicles]).await?,
+    ))
+}
+
+fn shift_rows(rows: Vec<tokio_postgres::Row>) -> Vec<AvailableShift> {
+    rows.iter()
         .map(|r| AvailableShift {
-            driver_id: r.get(0),
-            vehicle_id: r.get(1),
-            external_id: r.get(2),
-            vehicle_type: r.get(3),
-            starts: r.get(4),
-            ends: r.get(5),
+            shift_id: r.get(0),
+            driver_id: r.get(1),
+            vehicle_id: r.get(2),
+            external_id: r.get(3),
+            vehicle_type: r.get(4),
+            starts: r.get(5),
+            ends: r.get(6),
         })
-        .collect())
+        .collect()
 }
 
 /// A connection listening on all three channels. `on_notify(channel, payload)` runs for each
@@ -244,5 +298,32 @@ mod tests {
         let back: Vec<PositionRow> = payloads.iter().flat_map(|p| decode_positions(p)).collect();
         assert_eq!(back, rows);
         assert_eq!(decode_positions("garbage\n").count(), 0);
+    }
+
+    #[test]
+    fn availability_payloads_name_drivers_or_vehicles_and_anything_else_reloads() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(
+            AvailabilityChange::decode(&format!("drivers {a} {b}")),
+            AvailabilityChange::Drivers(vec![a, b])
+        );
+        assert_eq!(
+            AvailabilityChange::decode(&format!("vehicles {b}")),
+            AvailabilityChange::Vehicles(vec![b])
+        );
+        for full in [
+            "drivers",
+            "shifts",
+            "dispatches",
+            "drivers x",
+            "jobs {a}",
+            "",
+        ] {
+            assert_eq!(
+                AvailabilityChange::decode(full),
+                AvailabilityChange::Everything,
+                "{full}"
+            );
+        }
     }
 }

@@ -12,10 +12,10 @@ use crate::nearest::{external_ids, nearest, on_shift};
 
 const ACTIVE_DRIVER: &str = "dispatches_one_active_per_driver";
 
-struct Crew {
-    driver: Uuid,
-    vehicle: Uuid,
-    shift: Uuid,
+pub struct Crew {
+    pub driver: Uuid,
+    pub vehicle: Uuid,
+    pub shift: Uuid,
 }
 
 /// `vehicle` with an available driver (a new one unless `driver` is given) on a shift over
@@ -54,7 +54,7 @@ async fn crew(app: &TestApp, vehicle: Uuid, driver: Option<Uuid>, during: &str) 
 const NOW_ON: &str = "tstzrange(now() - interval '1 hour', NULL)";
 const EARLIER: &str = "tstzrange(now() - interval '3 hours', now() - interval '2 hours')";
 
-async fn job(app: &TestApp, reference: &str) -> Uuid {
+pub async fn job(app: &TestApp, reference: &str) -> Uuid {
     app.db
         .query_one(
             "INSERT INTO jobs (reference, pickup, vehicle_type) \
@@ -66,7 +66,7 @@ async fn job(app: &TestApp, reference: &str) -> Uuid {
         .get(0)
 }
 
-async fn dispatch(app: &TestApp, job: Uuid, c: &Crew) -> Result<Uuid, tokio_postgres::Error> {
+pub async fn dispatch(app: &TestApp, job: Uuid, c: &Crew) -> Result<Uuid, tokio_postgres::Error> {
     app.db
         .query_one(
             "INSERT INTO dispatches (job_id, driver_id, vehicle_id, shift_id) \

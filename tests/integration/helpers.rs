@@ -11,6 +11,7 @@ use bytes::Bytes;
 use meridian::app::Application;
 use meridian::config::Settings;
 use meridian::ingest::ack::Acker;
+use meridian::live::Live;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
@@ -164,6 +165,7 @@ pub struct TestApp {
     pub acker: Acker,
     pub publisher: Publisher,
     pub http: reqwest::Client,
+    pub live: Arc<Live>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -222,6 +224,7 @@ pub async fn start_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) 
     let app = Application::build(settings).await.expect("app builds");
     let port = app.port();
     let acker = app.acker().expect("ingest enabled");
+    let live = app.live();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
@@ -232,6 +235,7 @@ pub async fn start_node(db_url: &str, prefix: &str, overrides: &[(&str, &str)]) 
         prefix: prefix.to_owned(),
         acker,
         http: reqwest::Client::new(),
+        live,
     }
 }
 

@@ -15,6 +15,7 @@ mod geofences;
 mod health;
 mod helpers;
 mod ingest;
+mod live_updates;
 mod mqtt_faults;
 mod nearest;
 mod partitions;
