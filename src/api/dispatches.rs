@@ -192,7 +192,7 @@ pub async fn update(
         Transition::Done { after, .. } => {
             if !next.is_active() {
                 // The driver is free again: this node's index and queue drain learn it now.
-                s.live.availability_changed().await;
+                s.live.drivers_changed(&[after.driver_id]).await;
                 s.desk.availability_grew();
             }
             Ok(axum::Json(after.into()))

@@ -21,6 +21,7 @@ const PAGE: i64 = 256;
 
 /// Runs until shutdown (spawned and watched by the supervisor).
 pub async fn run(desk: Desk, shutdown: Shutdown) {
+    let mut grew = desk.live.availability_grew();
     let mut tick = tokio::time::interval(desk.settings.drain_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -28,6 +29,8 @@ pub async fn run(desk: Desk, shutdown: Shutdown) {
             _ = shutdown.triggered() => return,
             _ = tick.tick() => {}
             _ = desk.wake.notified() => {}
+            // A driver freed on any node, a shift started, a silent vehicle reported again.
+            _ = grew.changed() => {}
         }
         let started = Instant::now();
         match drain(&desk).await {
@@ -88,8 +91,6 @@ pub async fn drain(desk: &Desk) -> Result<i64, DispatchError> {
         }
         after = page.last().cloned();
     }
-    if !dispatched.is_empty() {
-        desk.live.availability_changed().await;
-    }
+    desk.live.drivers_changed(&dispatched).await;
     Ok(expired)
 }

@@ -168,7 +168,7 @@ impl Desk {
                 match attempt {
                     Attempt::Dispatched(d) => {
                         observability::dispatch_attempts("nearest", tried.len());
-                        self.live.availability_changed().await;
+                        self.live.drivers_changed(&[d.driver_id]).await;
                         return Ok(Outcome::Dispatched(d));
                     }
                     Attempt::DriverNotAvailable => continue,
@@ -220,7 +220,7 @@ impl Desk {
         match attempt {
             Attempt::Dispatched(d) => {
                 observability::dispatch_attempts("named", 1);
-                self.live.availability_changed().await;
+                self.live.drivers_changed(&[d.driver_id]).await;
                 Ok(d)
             }
             Attempt::NoJob => Err(DispatchError::NoJob(job_id)),
@@ -260,8 +260,8 @@ impl Desk {
             vehicle_type: Some(want.vehicle_type.to_owned()),
             now_us: Timestamp::now().unix_micros(),
         };
-        let snapshot = self.live.snapshot();
-        Ok(snapshot
+        Ok(self
+            .live
             .nearest(&query)
             .into_iter()
             .map(|h| h.candidate.shift.driver_id)
