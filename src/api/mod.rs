@@ -1,6 +1,8 @@
 //! The HTTP side. `router(state)` is the whole surface, so tests can drive it without a socket.
 //! Every route is in the OpenAPI document served at `/openapi.json`, generated from the handlers.
 
+mod alerts;
+mod audit;
 mod auth;
 mod contract;
 mod drivers;
@@ -8,6 +10,7 @@ mod error;
 mod extract;
 mod geofences;
 mod health;
+mod maintenance;
 mod nearest;
 mod page;
 mod positions;
@@ -95,6 +98,9 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(shifts::routes())
         .merge(positions::routes())
         .merge(geofences::routes())
+        .merge(maintenance::routes())
+        .merge(alerts::routes())
+        .merge(audit::routes())
         .split_for_parts();
     contract::finish(&mut doc);
     (router, contract::with_raw_schemas(&doc))
