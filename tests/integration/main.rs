@@ -14,6 +14,7 @@ mod geofences;
 mod health;
 mod helpers;
 mod ingest;
+mod maintenance;
 mod mqtt_faults;
 mod nearest;
 mod partitions;
