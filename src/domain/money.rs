@@ -21,8 +21,11 @@ impl Money {
     /// The wire form, as a JSON Schema pattern; `from_str` accepts exactly these strings.
     pub const PATTERN: &'static str = r"^[0-9]{1,10}(\.[0-9]{1,2})?$";
 
+    /// 9,999,999,999.99 in cents.
+    const MAX_CENTS: i64 = 999_999_999_999;
+
     pub fn from_cents(cents: i64) -> Option<Self> {
-        (0..=9_999_999_999_99)
+        (0..=Self::MAX_CENTS)
             .contains(&cents)
             .then_some(Money { cents })
     }

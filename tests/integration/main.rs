@@ -1,6 +1,7 @@
 //! One integration binary: real PostgreSQL + PostGIS, real Mosquitto, one database and one
 //! topic prefix per test. Run with `bash scripts/test.sh` (it starts what is needed).
 
+mod alerts_audit;
 mod auth;
 mod broker;
 mod client;
