@@ -1,7 +1,8 @@
 //! One integration binary: real PostgreSQL + PostGIS, real Mosquitto, one database and one
 //! topic prefix per test. Run with `bash scripts/test.sh` (it starts what is needed).
 
-mod alerts_audit;
+mod alerts;
+mod audit;
 mod auth;
 mod broker;
 mod client;

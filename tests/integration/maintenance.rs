@@ -5,6 +5,7 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use meridian::domain::Role;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::client::{code, Client};
@@ -112,6 +113,33 @@ async fn open_and_close_round_trip_with_one_audit_row_each() {
 }
 
 #[tokio::test]
+async fn of_ten_racing_closes_exactly_one_wins_and_writes_the_one_close_row() {
+    let app = spawn_app().await;
+    let desk = app.client(Role::Dispatcher).await;
+    let truck = vehicle(&desk, "truck-race").await;
+    let (_, record) = desk
+        .post(
+            "/v1/maintenance",
+            json!({"vehicle_id": truck, "kind": "tyres"}),
+        )
+        .await;
+    let close = format!("/v1/maintenance/{}/close", record["id"].as_str().unwrap());
+    let attempts = (0..10).map(|_| desk.post(&close, json!({})));
+    let mut statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'close'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn lists_filter_by_vehicle_and_open_and_page_by_id() {
     let app = spawn_app().await;
     let desk = app.client(Role::Dispatcher).await;
@@ -124,10 +152,11 @@ async fn lists_filter_by_vehicle_and_open_and_page_by_id() {
         assert_eq!(status, 201, "{r}");
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
-    let (status, _) = desk
-        .post(&format!("/v1/maintenance/{}/close", ids[0]), Value::Null)
-        .await;
-    assert_eq!(status, 200, "a null body closes now");
+    let close = format!("/v1/maintenance/{}/close", ids[0]);
+    let (status, _) = desk.call(Method::POST, &close, None).await;
+    assert_eq!(status, 200, "no body closes now");
+    let (status, _) = desk.post(&close, Value::Null).await;
+    assert_eq!(status, 409, "a null body is no body too");
 
     let kinds = |page: &Value| -> Vec<String> {
         let mut k: Vec<String> = page["items"]
