@@ -205,8 +205,9 @@ pub async fn close(
 ) -> Result<axum::Json<MaintenanceBody>, ApiError> {
     caller.require(Role::WRITERS)?;
     let request: CloseMaintenance = optional_json(&body)?;
-    let closed_at = request.closed_at.unwrap_or_else(Utc::now);
-    not_future("closed_at", closed_at)?;
+    if let Some(at) = request.closed_at {
+        not_future("closed_at", at)?;
+    }
     let mut client = s.pool.get().await?;
     let tx = begin(&mut client).await?;
     let before = maintenance::lock(&*tx, id)
@@ -218,13 +219,13 @@ pub async fn close(
             "maintenance record {id} was already closed at {at}"
         )));
     }
-    if closed_at < before.opened_at {
+    if let Some(at) = request.closed_at.filter(|at| *at < before.opened_at) {
         return Err(ApiError::Invalid(format!(
-            "closed_at: {closed_at} is before opened_at {}",
+            "closed_at: {at} is before opened_at {}",
             before.opened_at
         )));
     }
-    let record = maintenance::close(&*tx, id, closed_at, request.cost).await?;
+    let record = maintenance::close(&*tx, id, request.closed_at, request.cost).await?;
     let closed = MaintenanceBody::from(record);
     write_audit(
         &tx,

@@ -91,16 +91,17 @@ pub async fn lock(c: &impl GenericClient, id: Uuid) -> Result<Option<Record>, St
     Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(record))
 }
 
-/// Closes a record (locked by `lock`) at `closed_at`; a `cost` replaces the estimate, absent
-/// keeps it.
+/// Closes a record (locked by `lock`) at `closed_at`, default the database's now — the clock
+/// that also dated `opened_at` by default, so an immediate close is never before its opening.
+/// A `cost` replaces the estimate; absent keeps it.
 pub async fn close(
     c: &impl GenericClient,
     id: Uuid,
-    closed_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
     cost: Option<Money>,
 ) -> Result<Record, StoreError> {
     let sql = format!(
-        "UPDATE maintenance_records SET closed_at = $2, \
+        "UPDATE maintenance_records SET closed_at = COALESCE($2, now()), \
          cost = COALESCE($3::int8 / 100.0, cost), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     );
     let cents = cost.map(Money::cents);
