@@ -94,6 +94,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// An optional JSON body, read from the raw bytes: empty (or only whitespace, or `null`) is
+/// `T::default()`; anything else is read like `Json`.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    Ok(from_value::<Option<T>>(value)?.unwrap_or_default())
+}
+
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);

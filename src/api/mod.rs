@@ -1,6 +1,8 @@
 //! The HTTP side. `router(state)` is the whole surface, so tests can drive it without a socket.
 //! Every route is in the OpenAPI document served at `/openapi.json`, generated from the handlers.
 
+mod alerts;
+mod audit;
 mod auth;
 mod contract;
 mod dispatches;
@@ -10,6 +12,7 @@ mod extract;
 mod geofences;
 mod health;
 mod jobs;
+mod maintenance;
 mod nearest;
 mod page;
 mod positions;
@@ -102,6 +105,9 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(geofences::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())
+        .merge(maintenance::routes())
+        .merge(alerts::routes())
+        .merge(audit::routes())
         .split_for_parts();
     contract::finish(&mut doc);
     (router, contract::with_raw_schemas(&doc))

@@ -10,8 +10,10 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::{DriverStatus, Role, VehicleStatus};
+use crate::domain::alert::{AlertSubject, Severity};
+use crate::domain::{DriverStatus, Money, Role, VehicleStatus};
 use crate::store::api_keys::ApiKey;
+use crate::store::audit::Entity;
 
 // String rules are stated as `pattern`s on the fields (utoipa takes literals there):
 // `^[^\x00]*$` is text PostgreSQL can store (no U+0000, which `extract` refuses naming the
@@ -32,6 +34,8 @@ pub mod example {
     pub const GEOFENCE_ID: &str = "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7";
     pub const JOB_ID: &str = "2b3c4d5e-6f70-4a81-92a3-b4c5d6e7f809";
     pub const DISPATCH_ID: &str = "6e5d4c3b-2a19-4f08-8e7d-6c5b4a392817";
+    pub const MAINTENANCE_ID: &str = "c4d5e6f7-a8b9-4c0d-9e1f-2a3b4c5d6e7f";
+    pub const ALERT_ID: &str = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
 }
 
 /// Free-form JSON that PostgreSQL's jsonb can store: any value, but no U+0000 in any string
@@ -237,3 +241,56 @@ wire_enum!(
     ["admin", "dispatcher", "analyst"],
     "What a key may do: admin everything, dispatcher writes and dispatch, analyst reads."
 );
+wire_enum!(
+    AlertSubject,
+    AlertSubject::NAMES,
+    "What the alert is about; `entity_id` is its id."
+);
+wire_enum!(
+    Severity,
+    Severity::NAMES,
+    "How urgently someone should look."
+);
+wire_enum!(
+    Entity,
+    Entity::NAMES,
+    "What an audit row is about; `entity_id` is its id."
+);
+
+/// Money on the wire: a decimal string, exact (see `domain::Money`). A JSON number is refused
+/// with a message saying why, rather than rounded.
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(raw) => raw.parse().map_err(D::Error::custom),
+            serde_json::Value::Number(n) => Err(D::Error::custom(format!(
+                "send amounts as a decimal string such as \"{n}\", not a number: money is exact"
+            ))),
+            other => Err(D::Error::custom(format!(
+                "expected a decimal string such as \"1249.90\", got {other}"
+            ))),
+        }
+    }
+}
+
+impl PartialSchema for Money {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(Money::PATTERN))
+            .examples(["1249.90"])
+            .description(Some(
+                "Money, exact: a decimal string, 0 to 9999999999.99, at most 2 decimals \
+                 (answers always carry 2). Not a JSON number.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Money {}

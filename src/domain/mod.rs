@@ -1,8 +1,10 @@
 //! Domain types that cannot hold nonsense. The decoder, the store, the API and the
 //! simulator all validate through these, so a rule lives in exactly one place.
 
+pub mod alert;
 mod external_id;
 pub mod geofence;
+mod money;
 mod point;
 mod position;
 mod reason;
@@ -11,6 +13,7 @@ mod status;
 mod timestamp;
 
 pub use external_id::{ExternalId, ExternalIdError};
+pub use money::{Money, MoneyError};
 pub use point::Point;
 pub use position::{LatLon, PositionError};
 pub use reason::Reason;

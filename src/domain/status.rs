@@ -49,6 +49,7 @@ macro_rules! status_enum {
         }
     };
 }
+pub(crate) use status_enum;
 
 status_enum! {
     /// Only `active` vehicles are offered for dispatch.

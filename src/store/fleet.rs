@@ -46,6 +46,8 @@ macro_rules! text_enum_sql {
     };
 }
 
+pub(crate) use text_enum_sql;
+
 text_enum_sql!(VehicleStatus);
 text_enum_sql!(DriverStatus);
 

@@ -1,6 +1,7 @@
 //! Everything that touches PostgreSQL on the write side: migrations, daily partitions,
 //! the binary COPY of telemetry, latest positions and dead letters.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod copy;
@@ -10,6 +11,7 @@ pub mod fleet;
 pub mod geofences;
 pub mod jobs;
 pub mod live;
+pub mod maintenance;
 pub mod migrate;
 pub mod partitions;
 pub mod positions;

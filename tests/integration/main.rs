@@ -1,6 +1,8 @@
 //! One integration binary: real PostgreSQL + PostGIS, real Mosquitto, one database and one
 //! topic prefix per test. Run with `bash scripts/test.sh` (it starts what is needed).
 
+mod alerts;
+mod audit;
 mod auth;
 mod broker;
 mod client;
@@ -16,6 +18,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod live_updates;
+mod maintenance;
 mod mqtt_faults;
 mod nearest;
 mod partitions;
