@@ -87,6 +87,7 @@ async fn session(
     live.keys.set_trusted(true);
     observability::live_listening(true);
     let client = store::connect(url).await?;
+    let prepared = source::Prepared::new(&client).await?;
 
     let mut state = State::default();
     let started = Timestamp::now();
@@ -95,7 +96,7 @@ async fn session(
         everything: true,
         ..live.take()
     };
-    serve(live, &client, &mut state, work).await?;
+    serve(live, &client, &prepared, &mut state, work).await?;
     live.mark_current(started);
 
     tokio::pin!(closed);
@@ -111,7 +112,7 @@ async fn session(
                 }
                 apply(live, state.positions(rows, now_us()));
             }
-            _ = live.work_wanted() => serve(live, &client, &mut state, live.take()).await?,
+            _ = live.work_wanted() => serve(live, &client, &prepared, &mut state, live.take()).await?,
             _ = tick.tick() => {
                 // A round trip on the listening connection: when it returns, every position and
                 // availability change committed before it started has been heard, so once the
@@ -127,10 +128,10 @@ async fn session(
                 if overflowed.swap(false, Ordering::AcqRel) {
                     tracing::warn!("live index fell behind the position stream; re-reading positions");
                     let watched: Vec<Uuid> = state.watched().iter().copied().collect();
-                    rows.extend(source::positions_of(&client, &watched).await?);
+                    rows.extend(prepared.positions_of(&client, &watched).await?);
                 }
                 apply(live, state.positions(rows, now_us()));
-                serve(live, &client, &mut state, live.take()).await?;
+                serve(live, &client, &prepared, &mut state, live.take()).await?;
                 if state.started(now_us()) {
                     live.grow();
                 }
@@ -145,13 +146,14 @@ async fn session(
 async fn serve(
     live: &Live,
     client: &Client,
+    prepared: &source::Prepared,
     state: &mut State,
     work: Work,
 ) -> Result<(), StoreError> {
     if work.everything {
-        reload(live, client, state).await?;
+        reload(live, client, prepared, state).await?;
     } else if !work.is_empty() {
-        refresh(live, client, state, &work.drivers, &work.vehicles).await?;
+        refresh(live, client, prepared, state, &work.drivers, &work.vehicles).await?;
     }
     live.satisfied(work.generation);
     Ok(())
@@ -160,13 +162,18 @@ async fn serve(
 /// Reloads who is available, tells the ingest writers which vehicles to announce from now
 /// on, then reads the positions of vehicles that just joined (announcements for them were
 /// skipped until now), and swaps in a new index.
-async fn reload(live: &Live, client: &Client, state: &mut State) -> Result<(), StoreError> {
+async fn reload(
+    live: &Live,
+    client: &Client,
+    prepared: &source::Prepared,
+    state: &mut State,
+) -> Result<(), StoreError> {
     let started = Instant::now();
     let rows = source::available_shifts(client).await?;
     let joined = state.reset(rows, now_us());
     live.watched.set(state.watched().clone());
     if !joined.is_empty() {
-        state.record(source::positions_of(client, &joined).await?);
+        state.record(prepared.positions_of(client, &joined).await?);
     }
     let index = state.build();
     let candidates = index.len();
@@ -180,15 +187,18 @@ async fn reload(live: &Live, client: &Client, state: &mut State) -> Result<(), S
 async fn refresh(
     live: &Live,
     client: &Client,
+    prepared: &source::Prepared,
     state: &mut State,
     drivers: &[Uuid],
     vehicles: &[Uuid],
 ) -> Result<(), StoreError> {
-    let rows = source::available_shifts_of(client, drivers, vehicles).await?;
+    let rows = prepared
+        .available_shifts_of(client, drivers, vehicles)
+        .await?;
     let (mut edits, joined) = state.refresh(drivers, vehicles, rows, now_us());
     if !joined.is_empty() {
         live.watched.add(&joined);
-        let fixes = source::positions_of(client, &joined).await?;
+        let fixes = prepared.positions_of(client, &joined).await?;
         edits.merge(state.positions(fixes, now_us()));
     }
     apply(live, edits);
