@@ -175,7 +175,8 @@ SQL
   echo ";"
 } >"$WORK/assign.sql"
 mkdir -p "$WORK/pgb"
-(cd "$WORK/pgb" && pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -t $((PG_JOBS / CONNECTIONS)) \
+# The same plan-cache setting as the server's dispatch pool (store::dispatch_pool).
+(cd "$WORK/pgb" && PGOPTIONS='-c plan_cache_mode=force_generic_plan' pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -t $((PG_JOBS / CONNECTIONS)) \
   -f "$WORK/assign.sql" --log --log-prefix=pgb "$BENCH_URL" >"$WORK/pgb/out.txt" 2>&1) ||
   { cat "$WORK/pgb/out.txt" >&2; die "pgbench failed"; }
 P_TPS=$(awk '/^tps = / { print $3; exit }' "$WORK/pgb/out.txt")

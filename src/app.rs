@@ -77,7 +77,11 @@ impl Application {
             ),
         );
         let pool = store::pool(&settings.database_url, POOL_SIZE)?;
-        let desk = Desk::new(pool.clone(), live.clone(), settings.dispatch.clone());
+        let desk = Desk::new(
+            store::dispatch_pool(&settings.database_url, POOL_SIZE)?,
+            live.clone(),
+            settings.dispatch.clone(),
+        );
         let queue_drain = supervisor.spawn(
             "queue drain",
             dispatch::drain::run(desk.clone(), shutdown.clone()),
