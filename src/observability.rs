@@ -228,7 +228,7 @@ fn describe() {
     describe_histogram!(
         LIVE_UPDATE_DURATION,
         Unit::Seconds,
-        "Time the live index's write lock is held for one batch of in-place edits"
+        "Time the live index's write lock is held for one run of in-place edits (at most 64)"
     );
     describe_gauge!(
         LIVE_LISTENING,
@@ -419,10 +419,14 @@ pub fn live_refreshed(drivers: usize, vehicles: usize) {
     counter!(LIVE_REFRESHED_IDS, "kind" => "vehicle").increment(vehicles as u64);
 }
 
-/// One batch of in-place edits applied under the index's write lock.
-pub fn live_updated(candidates: usize, positions_moved: u64, elapsed: std::time::Duration) {
+/// One batch of in-place edits applied.
+pub fn live_updated(candidates: usize, positions_moved: u64) {
     gauge!(LIVE_CANDIDATES).set(candidates as f64);
     counter!(LIVE_POSITIONS_APPLIED).increment(positions_moved);
+}
+
+/// One hold of the live index's write lock.
+pub fn live_locked(elapsed: std::time::Duration) {
     histogram!(LIVE_UPDATE_DURATION).record(elapsed.as_secs_f64());
 }
 

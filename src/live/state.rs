@@ -36,17 +36,20 @@ pub(super) struct State {
     types: HashMap<String, Arc<str>>,
 }
 
-/// Tree edits in the order they must be applied (a batch may move one candidate twice).
+/// Tree edits in the order they must be applied (a batch may move one candidate twice),
+/// in groups that readers must see whole (one vehicle's move; one refresh).
 #[derive(Default)]
 pub(super) struct Edits {
     edits: Vec<Edit>,
+    /// Where each group ends (exclusive), ascending; the last one is `edits.len()`.
+    ends: Vec<usize>,
     /// A candidate joined that was not in the index before (not a move).
     pub grew: bool,
     /// Positions that moved at least one candidate.
     pub moved: u64,
 }
 
-enum Edit {
+pub(super) enum Edit {
     Remove(Candidate),
     Insert(Candidate),
 }
@@ -57,23 +60,56 @@ impl Edits {
     }
 
     pub fn merge(&mut self, other: Edits) {
+        let offset = self.edits.len();
+        self.ends.extend(other.ends.iter().map(|e| e + offset));
         self.edits.extend(other.edits);
         self.grew |= other.grew;
         self.moved += other.moved;
     }
 
-    /// Applies the edits in order; returns how many removals found nothing (always 0 while
-    /// the invariant holds).
-    pub fn apply(self, index: &mut Index) -> usize {
-        let mut missing = 0;
-        for edit in self.edits {
-            match edit {
-                Edit::Remove(c) => missing += usize::from(!index.remove(&c)),
-                Edit::Insert(c) => index.insert(c),
+    /// Splits into batches of about `max` edits (more when one group is longer) without
+    /// splitting a group, so that a long run of positions does not hold readers off for its
+    /// whole length, and no reader ever sees a driver half-moved.
+    pub fn batches(mut self, max: usize) -> Vec<Vec<Edit>> {
+        self.close();
+        let Edits { edits, ends, .. } = self;
+        let mut rest = edits.into_iter();
+        let mut batches = Vec::new();
+        let mut start = 0;
+        for (i, &end) in ends.iter().enumerate() {
+            if end - start >= max || i + 1 == ends.len() {
+                batches.push(rest.by_ref().take(end - start).collect());
+                start = end;
             }
         }
-        missing
+        batches
     }
+
+    /// Ends the current group (a no-op when it is empty).
+    fn close(&mut self) {
+        if self.ends.last().copied().unwrap_or(0) < self.edits.len() {
+            self.ends.push(self.edits.len());
+        }
+    }
+
+    /// Applies the edits in order under one lock (tests); returns how many removals found
+    /// nothing (always 0 while the invariant holds).
+    #[cfg(test)]
+    pub fn apply(self, index: &mut Index) -> usize {
+        apply(self.edits, index)
+    }
+}
+
+/// Applies edits in order; returns how many removals found nothing.
+pub(super) fn apply(edits: Vec<Edit>, index: &mut Index) -> usize {
+    let mut missing = 0;
+    for edit in edits {
+        match edit {
+            Edit::Remove(c) => missing += usize::from(!index.remove(&c)),
+            Edit::Insert(c) => index.insert(c),
+        }
+    }
+    missing
 }
 
 impl State {
@@ -155,6 +191,7 @@ impl State {
             }
             self.file(shift, now_us);
         }
+        edits.close();
         (edits, joined)
     }
 
@@ -181,6 +218,7 @@ impl State {
                     .edits
                     .push(Edit::Insert(Candidate::new(shift.clone(), fix)));
             }
+            edits.close();
         }
         edits
     }

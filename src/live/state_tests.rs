@@ -163,3 +163,39 @@ fn a_new_vehicle_joins_the_watched_set_and_a_silent_one_reporting_again_is_growt
     assert_eq!(state.watched().len(), 1);
     assert_eq!(offered(&state.build(), NOW), [id(1)]);
 }
+
+#[test]
+fn batches_never_split_a_vehicles_move_and_keep_every_edit() {
+    let mut state = State::default();
+    // Vehicle 11 carries two shifts (a later one too): its move is four edits.
+    state.reset(
+        vec![
+            row(1, 11, NOW - 60 * MINUTE),
+            row(5, 11, NOW + 60 * MINUTE),
+            row(2, 12, NOW - 60 * MINUTE),
+        ],
+        NOW,
+    );
+    state.record(vec![
+        fix(11, 60.1, NOW - MINUTE),
+        fix(12, 60.2, NOW - MINUTE),
+    ]);
+    let mut index = state.build();
+    let moves: Vec<PositionRow> = (1..=5)
+        .flat_map(|k| {
+            [
+                fix(11, 60.0 + k as f64 * 0.01, NOW + k),
+                fix(12, 60.3, NOW + k),
+            ]
+        })
+        .collect();
+    let batches = state.positions(moves, NOW).batches(3);
+    // Groups of 4 and 2 edits alternate; a batch closes at the first group end ≥ 3 edits.
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [4, 6, 6, 6, 6, 2]);
+    for batch in batches {
+        assert_eq!(super::apply(batch, &mut index), 0);
+    }
+    assert_eq!(index.len(), 3);
+    assert_eq!(offered(&index, NOW + 5), [id(1), id(2)]);
+}
