@@ -45,7 +45,8 @@ def pct(values, p):
 def paced(url, key, jobs_file, rate, seconds):
     ids = [l.strip() for l in open(jobs_file) if l.strip()]
     total = min(len(ids), int(rate * seconds))
-    workers = 8
+    # Enough connections that a slow answer never holds back the next due request.
+    workers = max(8, int(rate / 5))
     lock = threading.Lock()
     lat, statuses = [], {}
     start = time.monotonic()
