@@ -175,15 +175,26 @@ SQL
     sed -e 's/\$1/:job_id/g; s/\$2/:driver_id/g; s/\$4/300.0/g; s/\$5/NULL::float8/g' -e "s/\\\$3/'$KEY_ID'::uuid/g"
   echo ";"
 } >"$WORK/assign.sql"
-mkdir -p "$WORK/pgb"
-# The same plan-cache setting as the server's dispatch pool (store::dispatch_pool).
-(cd "$WORK/pgb" && PGOPTIONS='-c plan_cache_mode=force_generic_plan' pgbench -n -M prepared -c "$CONNECTIONS" -j 2 -t $((PG_JOBS / CONNECTIONS)) \
-  -f "$WORK/assign.sql" --log --log-prefix=pgb "$BENCH_URL" >"$WORK/pgb/out.txt" 2>&1) ||
-  { cat "$WORK/pgb/out.txt" >&2; die "pgbench failed"; }
-P_TPS=$(awk '/^tps = / { print $3; exit }' "$WORK/pgb/out.txt")
-read -r P_P50 P_P99 < <(cat "$WORK/pgb"/pgb.* | awk '{ print $3 }' | sort -n | awk '
-  { v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000 }')
+floor_run() { # clients → P_TPS P_P50 P_P99 (PG_JOBS / 2 transactions)
+  local dir="$WORK/pgb-$1"
+  mkdir -p "$dir"
+  # The same plan-cache setting as the server's dispatch pool (store::dispatch_pool).
+  (cd "$dir" && PGOPTIONS='-c plan_cache_mode=force_generic_plan' pgbench -n -M prepared -c "$1" -j 2 \
+    -t $((PG_JOBS / 2 / $1)) -f "$WORK/assign.sql" --log --log-prefix=pgb "$BENCH_URL" >"$dir/out.txt" 2>&1) ||
+    { cat "$dir/out.txt" >&2; die "pgbench failed"; }
+  P_TPS=$(awk '/^tps = / { print $3; exit }' "$dir/out.txt")
+  read -r P_P50 P_P99 < <(cat "$dir"/pgb.* | awk '{ print $3 }' | sort -n | awk '
+    { v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000 }')
+  info "pgbench, $1 clients: $(fmt "$P_TPS" ',.0f') tx/s, p50 $P_P50 ms, p99 $P_P99 ms"
+}
+# As many clients as HTTP has connections, then 4 (where this statement peaks on 2 cores: more
+# clients queue on PostgreSQL's NOTIFY commit lock). The ratio is taken against the better.
+floor_run "$CONNECTIONS"
+F16_TPS=$P_TPS F16_P50=$P_P50 F16_P99=$P_P99
+floor_run 4
+if [[ $(calc "$F16_TPS > $P_TPS") == True ]]; then P_TPS=$F16_TPS P_P50=$F16_P50 P_P99=$F16_P99; fi
 P_DISPATCHED=$(pg "$BENCH_URL" -tAc "select count(*) from dispatches d join jobs j on j.id = d.job_id where j.reference like 'bench-pg-%'")
+info "$P_DISPATCHED dispatched by pgbench"
 RATIO=$(calc "$H_RPS / $P_TPS")
 info "pgbench: $(fmt "$P_TPS" ',.0f') tx/s, p50 $P_P50 ms, p99 $P_P99 ms; $P_DISPATCHED dispatched"
 info "HTTP / floor: $(fmt "$RATIO" .2f)x (target >= 0.70)"
@@ -245,7 +256,8 @@ info "$CROSS"
 step "results (PostgreSQL $(pg "$ADMIN_URL" -tAc 'show server_version'), $(nproc) cores, $VEHICLES vehicles, $AVAILABLE available)"
 printf '    %-44s %12s %9s %9s\n' "" "per second" "p50 ms" "p99 ms"
 printf '    %-44s %12s %9s %9s\n' "automatic dispatch over HTTP" "$(fmt "$H_RPS" ',.0f')" "$H_P50" "$H_P99"
-printf '    %-44s %12s %9s %9s\n' "pgbench, same statement (floor)" "$(fmt "$P_TPS" ',.0f')" "$P_P50" "$P_P99"
+printf '    %-44s %12s %9s %9s\n' "pgbench, same statement, $CONNECTIONS clients" "$(fmt "$F16_TPS" ',.0f')" "$F16_P50" "$F16_P99"
+printf '    %-44s %12s %9s %9s\n' "floor: the better pgbench run" "$(fmt "$P_TPS" ',.0f')" "$P_P50" "$P_P99"
 printf '    %-44s %12s\n' "HTTP / floor (target >= 0.70)" "$(fmt "$RATIO" .2f)x"
 printf '    %-44s %12s\n' "node A CPU per automatic dispatch" "$(fmt "$H_CPU_US" ',.0f') µs"
 printf '    %-44s %12s %9s %9s\n' "nearest, idle" "$(fmt "$IDLE_RPS" ',.0f')" "$IDLE_P50" "$IDLE_P99"

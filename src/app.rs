@@ -78,7 +78,7 @@ impl Application {
         );
         let pool = store::pool(&settings.database_url, POOL_SIZE)?;
         let desk = Desk::new(
-            store::dispatch_pool(&settings.database_url, POOL_SIZE)?,
+            store::dispatch_pool(&settings.database_url, settings.dispatch.connections)?,
             live.clone(),
             settings.dispatch.clone(),
         );
