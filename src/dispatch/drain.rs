@@ -81,8 +81,14 @@ pub async fn drain(desk: &Desk) -> Result<i64, DispatchError> {
                     Attempt::DriverNotAvailable => {
                         taken.insert(driver_id);
                     }
-                    // Another node holds it, or it is no longer queued: its business.
-                    Attempt::NoJob | Attempt::JobNotOpen(_) => break 'candidates,
+                    // Another node holds it (or just served it): its business. The driver
+                    // we would have offered is most likely the one that node is offering it,
+                    // so it is not offered to the lower-priority jobs after it in this walk —
+                    // otherwise two nodes walking at once could serve them out of order.
+                    Attempt::NoJob | Attempt::JobNotOpen(_) => {
+                        taken.insert(driver_id);
+                        break 'candidates;
+                    }
                 }
             }
         }
@@ -91,6 +97,7 @@ pub async fn drain(desk: &Desk) -> Result<i64, DispatchError> {
         }
         after = page.last().cloned();
     }
+    drop(client);
     desk.live.drivers_changed(&dispatched).await;
     Ok(expired)
 }

@@ -132,7 +132,7 @@ impl Desk {
         actor: Uuid,
     ) -> Result<Outcome, DispatchError> {
         let client = self.pool.get().await?;
-        let job = jobs::get(&**client, job_id)
+        let job = jobs::get_prepared(&client, job_id)
             .await?
             .ok_or(DispatchError::NoJob(job_id))?;
         if !matches!(job.status.as_str(), "pending" | "queued") {
@@ -168,6 +168,8 @@ impl Desk {
                 match attempt {
                     Attempt::Dispatched(d) => {
                         observability::dispatch_attempts("nearest", tried.len());
+                        // The connection goes back first: only this node's index is waited on.
+                        drop(client);
                         self.live.drivers_changed(&[d.driver_id]).await;
                         return Ok(Outcome::Dispatched(d));
                     }
@@ -220,6 +222,7 @@ impl Desk {
         match attempt {
             Attempt::Dispatched(d) => {
                 observability::dispatch_attempts("named", 1);
+                drop(client);
                 self.live.drivers_changed(&[d.driver_id]).await;
                 Ok(d)
             }

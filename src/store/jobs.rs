@@ -149,6 +149,16 @@ pub async fn get(c: &impl GenericClient, id: Uuid) -> Result<Option<Job>, StoreE
     Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(job))
 }
 
+/// As `get`, with the statement prepared once per pooled connection (the dispatch path).
+pub async fn get_prepared(
+    c: &deadpool_postgres::ClientWrapper,
+    id: Uuid,
+) -> Result<Option<Job>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+    let statement = c.prepare_cached(&sql).await?;
+    Ok(c.query_opt(&statement, &[&id]).await?.as_ref().map(job))
+}
+
 /// Jobs by id, optionally of one status, after `after`.
 pub async fn list(
     c: &impl GenericClient,
