@@ -285,13 +285,7 @@ pub async fn dispatch(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     caller.require(Role::WRITERS)?;
-    let request: DispatchRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DispatchRequest::default()
-    } else {
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-        extract::from_value::<Option<DispatchRequest>>(value)?.unwrap_or_default()
-    };
+    let request: DispatchRequest = extract::optional_json(&body)?;
     let actor = caller.0.id;
     let outcome = match request.driver_id {
         Some(driver) => Outcome::Dispatched(s.desk.dispatch_to(id, driver, actor).await?),

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::openapi::schema::{
     KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
@@ -148,13 +147,7 @@ pub async fn end(
 ) -> Result<axum::Json<ShiftBody>, ApiError> {
     caller.require(Role::WRITERS)?;
     // The body is optional: empty (or `null`) means "now".
-    let request: EndShift = if body.iter().all(u8::is_ascii_whitespace) {
-        EndShift::default()
-    } else {
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-        extract::from_value::<Option<EndShift>>(value)?.unwrap_or_default()
-    };
+    let request: EndShift = extract::optional_json(&body)?;
     let at = request.at.unwrap_or_else(Utc::now);
     let client = s.pool.get().await?;
     if let Some(shift) = shifts::end(&**client, id, at).await? {
