@@ -237,7 +237,7 @@ pub async fn get(
 ) -> Result<axum::Json<JobBody>, ApiError> {
     caller.require(Role::READERS)?;
     let client = s.pool.get().await?;
-    let job = jobs::get(&**client, id)
+    let job = jobs::get(&client, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
     let history = dispatches::of_job(&**client, id).await?;

@@ -100,7 +100,7 @@ impl Desk {
         actor: Uuid,
     ) -> Result<Outcome, DispatchError> {
         let client = self.pool.get().await?;
-        let job = jobs::get_prepared(&client, job_id)
+        let job = jobs::get(&client, job_id)
             .await?
             .ok_or(DispatchError::NoJob(job_id))?;
         if !matches!(job.status.as_str(), "pending" | "queued") {
@@ -197,7 +197,7 @@ impl Desk {
             Attempt::NoJob => Err(DispatchError::NoJob(job_id)),
             Attempt::JobNotOpen(status) => Err(DispatchError::JobNotOpen { job_id, status }),
             Attempt::DriverNotAvailable => {
-                let job = jobs::get(&**client, job_id)
+                let job = jobs::get(&client, job_id)
                     .await?
                     .ok_or(DispatchError::NoJob(job_id))?;
                 let state = dispatches::driver_state(&**client, driver_id)

@@ -144,13 +144,8 @@ pub async fn create(
     Ok(created)
 }
 
-pub async fn get(c: &impl GenericClient, id: Uuid) -> Result<Option<Job>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
-    Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(job))
-}
-
-/// As `get`, with the statement prepared once per pooled connection (the dispatch path).
-pub async fn get_prepared(
+/// One job; the statement is prepared once per pooled connection (dispatch reads every job).
+pub async fn get(
     c: &deadpool_postgres::ClientWrapper,
     id: Uuid,
 ) -> Result<Option<Job>, StoreError> {
