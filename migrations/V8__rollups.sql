@@ -11,8 +11,8 @@
 
 -- One row per vehicle per UTC hour with at least one point. `distance_m` sums the geodesic
 -- steps between consecutive points of the vehicle, including the step from its last point
--- before the hour (looked up in this table, at most a day back), so summing any run of
--- buckets gives the distance over it. `speed_points` / `fuel_points` count the points that
+-- before the hour (if that point is at most a day before the hour starts), so summing any run
+-- of buckets gives the distance over it. `speed_points` / `fuel_points` count the points that
 -- carried a speed / fuel level: the averages are over those, and daily rows weight by them.
 CREATE TABLE telemetry_hourly (
     vehicle_id    uuid NOT NULL,
@@ -24,7 +24,11 @@ CREATE TABLE telemetry_hourly (
     fuel_points   integer NOT NULL CHECK (fuel_points BETWEEN 0 AND points),
     avg_fuel_pct  double precision,
     min_fuel_pct  double precision,
-    distance_m    double precision NOT NULL CHECK (distance_m >= 0),
+    -- The step into the bucket: from the vehicle's last point before it (at most a day before
+    -- the bucket starts) to its first point; part of distance_m. Kept apart so that when a late
+    -- point changes that previous point, this row is corrected without re-reading its points.
+    entry_m       double precision NOT NULL CHECK (entry_m >= 0),
+    distance_m    double precision NOT NULL CHECK (distance_m >= entry_m),
     first_ts      timestamptz NOT NULL,
     last_ts       timestamptz NOT NULL,
     first_lon     double precision NOT NULL,
@@ -48,7 +52,7 @@ CREATE TABLE telemetry_daily (
     CHECK (date_trunc('day', bucket, 'UTC') = bucket),
     CHECK (points > 0),
     CHECK (speed_points BETWEEN 0 AND points AND fuel_points BETWEEN 0 AND points),
-    CHECK (distance_m >= 0),
+    CHECK (entry_m >= 0 AND distance_m >= entry_m),
     CHECK (first_ts >= bucket AND last_ts < bucket + interval '1 day' AND first_ts <= last_ts)
 );
 CREATE INDEX telemetry_daily_bucket_idx ON telemetry_daily (bucket);
