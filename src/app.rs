@@ -17,6 +17,7 @@ use crate::ingest::Pipeline;
 use crate::live::{self, Live};
 use crate::observability;
 use crate::readiness::Readiness;
+use crate::rollup;
 use crate::shutdown::Shutdown;
 use crate::store::{self, migrate, partitions::Partitions};
 use crate::supervisor::Supervisor;
@@ -31,6 +32,7 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     live_feed: JoinHandle<()>,
     queue_drain: JoinHandle<()>,
+    rollup: Option<JoinHandle<()>>,
     shutdown: Shutdown,
     /// Watches every task above (and the HTTP server, once running).
     supervisor: Supervisor,
@@ -101,6 +103,16 @@ impl Application {
             "maintenance",
             maintenance_loop(partitions, settings.clone(), shutdown.clone()),
         );
+        let rollup = settings.rollup.enabled.then(|| {
+            supervisor.spawn(
+                "rollup",
+                rollup::run(
+                    settings.database_url.clone(),
+                    settings.rollup.clone(),
+                    shutdown.clone(),
+                ),
+            )
+        });
         Ok(Self {
             listener,
             state,
@@ -108,6 +120,7 @@ impl Application {
             maintenance,
             live_feed,
             queue_drain,
+            rollup,
             shutdown,
             supervisor,
             settings,
@@ -154,6 +167,9 @@ impl Application {
         self.maintenance.abort();
         self.live_feed.abort();
         self.queue_drain.abort();
+        if let Some(rollup) = self.rollup {
+            rollup.abort();
+        }
         if tokio::time::timeout(Duration::from_secs(5), server)
             .await
             .is_err()

@@ -23,6 +23,17 @@ pub struct Settings {
     /// nearest-driver answer lags behind a commit.
     pub live_refresh: Duration,
     pub dispatch: DispatchSettings,
+    pub rollup: RollupSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct RollupSettings {
+    /// Whether this node runs the rollup job (any number of nodes may: they share the work).
+    pub enabled: bool,
+    /// How often the job looks for an hour to close and for late marks to fold in.
+    pub interval: Duration,
+    /// Late marks folded per transaction.
+    pub fold_marks: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +146,11 @@ impl Settings {
                 ),
                 connections: env.parse("MERIDIAN_DISPATCH_CONNECTIONS", "4")?,
             },
+            rollup: RollupSettings {
+                enabled: env.parse("MERIDIAN_ROLLUP", "true")?,
+                interval: Duration::from_millis(env.parse("MERIDIAN_ROLLUP_INTERVAL_MS", "1000")?),
+                fold_marks: env.parse("MERIDIAN_ROLLUP_FOLD_MARKS", "5000")?,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -173,6 +189,12 @@ impl Settings {
         }
         if self.dispatch.drain_interval.is_zero() {
             return invalid("MERIDIAN_QUEUE_DRAIN_MS", "must be at least 1");
+        }
+        if self.rollup.interval.is_zero() {
+            return invalid("MERIDIAN_ROLLUP_INTERVAL_MS", "must be at least 1");
+        }
+        if self.rollup.fold_marks < 1 {
+            return invalid("MERIDIAN_ROLLUP_FOLD_MARKS", "must be at least 1");
         }
         if self.retention.raw_days < 1 {
             return invalid("MERIDIAN_RETENTION_RAW_DAYS", "must be at least 1");

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod live;
 pub mod observability;
 pub mod readiness;
+pub mod rollup;
 pub mod shutdown;
 pub mod store;
 pub mod supervisor;

@@ -28,13 +28,15 @@ use crate::store::dead_letters::DeadLetter;
 use crate::store::live::Watched;
 use crate::store::partitions::Partitions;
 use crate::store::telemetry::{self, PreparedBatch, Written};
-use crate::store::{self, StoreError};
+use crate::store::{self, rollups, StoreError};
 
 /// COPY ignores `statement_timeout`; a batch that takes longer than this is abandoned
 /// (connection dropped, transaction aborted server-side) and retried.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// See `late_candidates_before`.
+const LATE_CLOCK_SLACK: Duration = Duration::from_secs(60);
 
 pub struct Writer {
     pub database_url: String,
@@ -142,7 +144,7 @@ impl Writer {
         batch: &[Message],
     ) -> Result<Written, StoreError> {
         if conn.as_ref().is_none_or(Client::is_closed) {
-            *conn = Some(store::connect(&self.database_url).await?);
+            *conn = Some(store::connect_as(&self.database_url, rollups::WRITER_APPLICATION).await?);
         }
         let client = conn.as_mut().expect("connected above");
         let ids: Vec<&str> = batch
@@ -232,9 +234,22 @@ fn add(total: &mut Written, one: Written) {
     total.dead_letters += one.dead_letters;
 }
 
+/// Points older than this may be late for the rollup job: those in hours that end before
+/// `now + LATE_CLOCK_SLACK` by this node's clock. The database's clock decides
+/// (`rollups::mark_late`), so this only spares the statement for batches of current points; it
+/// stays right while the two clocks differ by less than `CLOSE_AFTER + LATE_CLOCK_SLACK`.
+fn late_candidates_before(now: Timestamp) -> Timestamp {
+    const HOUR_US: i64 = 3_600_000_000;
+    let horizon = now
+        .plus_secs(LATE_CLOCK_SLACK.as_secs() as i64)
+        .unix_micros();
+    Timestamp::from_unix_micros(horizon.div_euclid(HOUR_US) * HOUR_US)
+}
+
 /// Builds the COPY stream, latest positions and dead letters for a batch.
 fn prepare(batch: &[Message], vehicles: &[Option<uuid::Uuid>]) -> PreparedBatch {
     let rows: usize = batch.iter().map(|m| m.decoded.points.len()).sum();
+    let late_before = late_candidates_before(Timestamp::now());
     let mut copy = CopyBuffer::with_capacity(rows);
     let mut out = PreparedBatch::default();
     for (message, vehicle) in batch.iter().zip(vehicles) {
@@ -255,6 +270,10 @@ fn prepare(batch: &[Message], vehicles: &[Option<uuid::Uuid>]) -> PreparedBatch 
                     copy.push(id, p, d.received_at);
                     out.latest.offer(*id, p, d.received_at);
                     out.days.insert(p.ts.utc_day());
+                    if p.ts < late_before {
+                        out.maybe_late
+                            .insert((*id, rollups::hour_of(p.ts.to_datetime())));
+                    }
                 }
             }
             None => {

@@ -17,6 +17,7 @@ pub mod partitions;
 pub mod positions;
 pub mod positions_read;
 pub mod queue;
+pub mod rollups;
 pub mod shifts;
 pub mod telemetry;
 pub mod vehicles;
@@ -67,6 +68,18 @@ impl StoreError {
 /// Opens one dedicated connection (writers and the migrator each own one).
 pub async fn connect(url: &str) -> Result<Client, StoreError> {
     let config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    connect_with(config).await
+}
+
+/// A connection that names itself in `pg_stat_activity` (the rollup job finds the ingest
+/// writers' transactions by it).
+pub async fn connect_as(url: &str, application_name: &str) -> Result<Client, StoreError> {
+    let mut config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    config.application_name(application_name);
+    connect_with(config).await
+}
+
+async fn connect_with(config: Config) -> Result<Client, StoreError> {
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

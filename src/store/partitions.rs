@@ -40,7 +40,9 @@ impl Partitions {
         Ok(())
     }
 
-    /// Drops partitions whose whole day is older than `oldest_day`; returns their names.
+    /// Drops partitions whose whole day is older than `oldest_day` and wholly rolled up (every
+    /// hour closed, no late mark waiting: raw points are never dropped before they are in the
+    /// hourly and daily rows); returns their names.
     pub async fn drop_before(
         &self,
         client: &mut Client,
@@ -60,6 +62,11 @@ impl Partitions {
             if day >= oldest_day {
                 continue;
             }
+            let midnight = date_of(day).and_time(chrono::NaiveTime::MIN).and_utc();
+            if !super::rollups::day_is_rolled_up(&*client, midnight).await? {
+                tracing::warn!(partition = %name, "past raw retention but not rolled up yet; kept");
+                continue;
+            }
             let tx = client.transaction().await?;
             // Never let retention stall ingest: give up this round if the parent is busy.
             tx.batch_execute(&format!(
@@ -75,6 +82,24 @@ impl Partitions {
         }
         Ok(dropped)
     }
+}
+
+/// Midnight (UTC) of the oldest day that has a partition, if any.
+pub async fn oldest_day(
+    c: &impl tokio_postgres::GenericClient,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = $1::text::regclass",
+            &[&PARENT],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| day_of(r.get(0)))
+        .min()
+        .map(|day| date_of(day).and_time(chrono::NaiveTime::MIN).and_utc()))
 }
 
 pub fn name_of(day: i64) -> String {

@@ -14,6 +14,7 @@ use tokio_postgres::{Client, Transaction};
 use super::copy::COLUMNS;
 use super::dead_letters::{self, DeadLetter};
 use super::positions::{self, Latest};
+use super::rollups;
 use super::StoreError;
 
 /// A batch turned into what the database needs, built once and retried as is.
@@ -28,6 +29,9 @@ pub struct PreparedBatch {
     pub dead_letters: Vec<DeadLetter>,
     /// UTC days (since the epoch) the rows fall in: their partitions must exist first.
     pub days: BTreeSet<i64>,
+    /// (vehicle, hour) of rows whose hour may have closed for the rollup job: the transaction
+    /// marks those it finds closed by the database's clock (`rollups::mark_late`).
+    pub maybe_late: BTreeSet<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,10 @@ async fn attempt(
         }
     };
     positions::upsert(&tx, &batch.latest, &batch.notices).await?;
+    if !batch.maybe_late.is_empty() {
+        let pairs: Vec<_> = batch.maybe_late.iter().copied().collect();
+        rollups::mark_late(&tx, &pairs).await?;
+    }
     let dead = dead_letters::insert(&tx, &batch.dead_letters).await?;
     tx.commit().await?;
     Ok(Written {

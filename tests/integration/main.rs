@@ -25,5 +25,6 @@ mod partitions;
 mod positions;
 mod process;
 mod restart;
+mod rollups;
 mod shifts;
 mod write_faults;

@@ -2,6 +2,8 @@
 //! name (`_seconds`, `_rows`), counters ending in `_total`, and only low-cardinality labels
 //! (a reason code, never a vehicle id). Ingest emits per batch, not per message.
 
+mod history;
+
 use std::sync::OnceLock;
 
 use metrics::{
@@ -9,6 +11,8 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+
+pub use history::*;
 
 pub const MESSAGES_RECEIVED: &str = "meridian_ingest_messages_received_total";
 pub const MESSAGES_REDELIVERED: &str = "meridian_ingest_messages_redelivered_total";
@@ -65,6 +69,8 @@ const HTTP_BUCKETS: &[f64] = &[
 const UPDATE_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
 ];
+/// Closing an hour reads every vehicle's points of it: seconds at a million points.
+const ROLLUP_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
 const ROWS_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0,
 ];
@@ -108,6 +114,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         UPDATE_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(ROLLUP_HOUR_DURATION.into()),
+                        ROLLUP_BUCKETS,
+                    )
+                })
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
@@ -118,6 +130,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    history::describe();
     describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");
     describe_counter!(
         MESSAGES_REDELIVERED,

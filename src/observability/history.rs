@@ -1,0 +1,69 @@
+//! Metrics of the rollup job (issue 9), by the same grammar as the rest: `meridian_rollup_*`,
+//! units in the name, counters ending in `_total`.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+pub const ROLLUP_HOURS_CLOSED: &str = "meridian_rollup_hours_closed_total";
+pub const ROLLUP_HOUR_DURATION: &str = "meridian_rollup_hour_duration_seconds";
+pub const ROLLUP_POINTS_READ: &str = "meridian_rollup_points_read_total";
+pub const ROLLUP_LATE_MARKS: &str = "meridian_rollup_late_marks_folded_total";
+pub const ROLLUP_LATE_PAIRS: &str = "meridian_rollup_late_pairs_recomputed_total";
+pub const ROLLUP_ENTRIES_CORRECTED: &str = "meridian_rollup_entry_steps_corrected_total";
+pub const ROLLUP_LAG: &str = "meridian_rollup_lag_seconds";
+pub const ROLLUP_ERRORS: &str = "meridian_rollup_errors_total";
+
+pub(super) fn describe() {
+    describe_counter!(
+        ROLLUP_HOURS_CLOSED,
+        "Hours closed in bulk by this node's rollup job"
+    );
+    describe_histogram!(
+        ROLLUP_HOUR_DURATION,
+        "Time to close one hour in bulk (every vehicle's row, and the day's at its last hour)"
+    );
+    describe_counter!(
+        ROLLUP_POINTS_READ,
+        "Raw points aggregated, by path: close (bulk) or late (late-mark folds)"
+    );
+    describe_counter!(
+        ROLLUP_LATE_MARKS,
+        "Late marks taken off rollup_dirty and folded in"
+    );
+    describe_counter!(
+        ROLLUP_LATE_PAIRS,
+        "Distinct (vehicle, hour) pairs recomputed because of late points"
+    );
+    describe_counter!(
+        ROLLUP_ENTRIES_CORRECTED,
+        "Next buckets whose entry step a late point changed (corrected without raw reads)"
+    );
+    describe_gauge!(
+        ROLLUP_LAG,
+        "Seconds from the end of the newest closed hour to now (an hour closes 120 s after it ends)"
+    );
+    describe_counter!(ROLLUP_ERRORS, "Rollup rounds that failed (retried)");
+}
+
+pub fn rollup_hour_closed(points: u64, took: Duration) {
+    counter!(ROLLUP_HOURS_CLOSED).increment(1);
+    counter!(ROLLUP_POINTS_READ, "path" => "close").increment(points);
+    histogram!(ROLLUP_HOUR_DURATION).record(took.as_secs_f64());
+}
+
+pub fn rollup_late_folded(marks: u64, pairs: u64, points: u64, corrected: u64) {
+    counter!(ROLLUP_LATE_MARKS).increment(marks);
+    counter!(ROLLUP_LATE_PAIRS).increment(pairs);
+    counter!(ROLLUP_POINTS_READ, "path" => "late").increment(points);
+    counter!(ROLLUP_ENTRIES_CORRECTED).increment(corrected);
+}
+
+pub fn rollup_lag(seconds: f64) {
+    gauge!(ROLLUP_LAG).set(seconds);
+}
+
+pub fn rollup_failed(error: &dyn std::fmt::Display) {
+    counter!(ROLLUP_ERRORS).increment(1);
+    tracing::warn!(%error, "rollup round failed; will retry");
+}

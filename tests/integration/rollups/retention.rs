@@ -1,0 +1,78 @@
+//! Retention never drops a raw partition whose day is not wholly rolled up.
+
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use meridian::store::partitions::{self, Partitions};
+
+use super::expected::Pt;
+use super::{app, fleet, insert, run_until_idle};
+
+#[tokio::test]
+async fn a_day_past_retention_is_kept_until_rolled_up_and_while_a_late_mark_waits() {
+    let app = app().await;
+    let names = fleet(&app, 1).await;
+    let today = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+    let old_day: DateTime<Utc> = today - TimeDelta::days(40);
+    let day_number = old_day.timestamp().div_euclid(86_400);
+    let points: Vec<Pt> = (0..24)
+        .map(|h| Pt {
+            vehicle: names[0].0,
+            ts: old_day + TimeDelta::hours(h) + TimeDelta::minutes(5),
+            lon: 10.0,
+            lat: 59.0 + h as f64 * 1e-3,
+            speed: None,
+            fuel: None,
+        })
+        .collect();
+    insert(&app.db, &app.db_url, &points).await;
+    let table = partitions::name_of(day_number);
+    let exists = || async {
+        app.count(&format!(
+            "SELECT count(*) FROM pg_class WHERE relname = '{table}'"
+        ))
+        .await
+            == 1
+    };
+    let drop_past_retention = || async {
+        let mut client = meridian::store::connect(&app.db_url).await.unwrap();
+        Partitions::default()
+            .drop_before(&mut client, day_number + 10)
+            .await
+            .unwrap()
+    };
+
+    assert!(
+        drop_past_retention().await.is_empty(),
+        "nothing closed yet: kept"
+    );
+    assert!(exists().await);
+
+    run_until_idle(&app.db_url).await;
+    // A late mark for the day waits (as if a writer had just stored a late point).
+    app.db
+        .execute(
+            "INSERT INTO rollup_dirty (vehicle_id, bucket) VALUES ($1, $2)",
+            &[&names[0].0, &(old_day + TimeDelta::hours(5))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        drop_past_retention().await.is_empty(),
+        "a late mark waits: kept"
+    );
+    assert!(exists().await);
+
+    run_until_idle(&app.db_url).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM telemetry_daily").await,
+        1,
+        "the day's row exists"
+    );
+    assert_eq!(drop_past_retention().await, vec![table.clone()]);
+    assert!(!exists().await);
+    assert_eq!(
+        app.count("SELECT points::bigint FROM telemetry_daily")
+            .await,
+        24,
+        "the day's rollup outlives its raw points"
+    );
+}
