@@ -1,5 +1,5 @@
 //! Command line: `meridian serve` runs a node, `meridian migrate` only applies migrations,
-//! `meridian apikey …` manages API keys. Everything else comes from the environment (`config`).
+//! `meridian apikey …` manages API keys, `meridian rollup` rebuilds history rollups. Everything else comes from the environment (`config`).
 
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
@@ -26,6 +26,16 @@ pub enum Command {
     /// Create, list or revoke API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Rebuild the hourly and daily rollups of a range from raw points (hours the job has not
+    /// closed yet are closed, in order, if due), with a progress bar.
+    Rollup {
+        /// Start: a date (2026-11-01, UTC midnight) or an RFC 3339 time; widened to its hour.
+        #[arg(long, value_parser = crate::rollup::rebuild::parse_time)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End (exclusive), same forms; widened to the end of its hour.
+        #[arg(long, value_parser = crate::rollup::rebuild::parse_time)]
+        to: chrono::DateTime<chrono::Utc>,
+    },
     /// Print a statement the server runs, for benchmarks that must run the very same SQL.
     #[command(hide = true)]
     PrintSql {

@@ -21,6 +21,24 @@ async fn main() -> anyhow::Result<()> {
             let applied = store::migrate::run(&mut client).await?;
             tracing::info!(applied, "database is at the current schema");
         }
+        Command::Rollup { from, to } => {
+            anyhow::ensure!(from < to, "--from must be before --to");
+            let mut client = store::connect(&settings.database_url).await?;
+            store::migrate::run(&mut client).await?;
+            let done = meridian::rollup::rebuild::run(&mut client, from, to).await?;
+            eprintln!(
+                "rebuilt {} hours and {} days, closed {} more hours; {} points read",
+                done.hours_rebuilt, done.days, done.hours_closed, done.points
+            );
+            if done.hours_left > 0 {
+                eprintln!(
+                    "{} hours of the range are not due yet (an hour closes {} s after it ends); \
+                     the job in `meridian serve` closes them",
+                    done.hours_left,
+                    store::rollups::CLOSE_AFTER.as_secs()
+                );
+            }
+        }
         Command::Apikey(command) => {
             meridian::admin::apikey(&settings.database_url, command).await?
         }

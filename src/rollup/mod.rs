@@ -3,6 +3,8 @@
 //! late points' marks, pair by pair. The protocol with the ingest writers, and why several
 //! nodes can run this at once, is in `store::rollups`.
 
+pub mod rebuild;
+
 use std::time::Duration;
 
 use chrono::Utc;

@@ -10,7 +10,7 @@ use super::{app, assert_tables_match, fleet, hour, insert, publish, run_until_id
 use crate::helpers::spawn_app_with;
 
 /// Three vehicles, a point every minute for five hours ending two hours ago.
-fn steady(ids: &[Uuid], end: chrono::DateTime<Utc>) -> Vec<Pt> {
+pub(super) fn steady(ids: &[Uuid], end: chrono::DateTime<Utc>) -> Vec<Pt> {
     let start = end - TimeDelta::hours(5);
     let mut out = Vec::new();
     for (k, &vehicle) in ids.iter().enumerate() {

@@ -3,6 +3,7 @@
 
 mod expected;
 mod late;
+mod rebuild;
 mod retention;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
