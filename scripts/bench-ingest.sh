@@ -15,6 +15,9 @@
 #   MESSAGES_<K> for other K (default MESSAGES/K)   VEHICLES=10000
 #   BENCH_HTTP_ADDR=127.0.0.1:8081   BENCH_TIMEOUT=900 (s per run)   BENCH_DATABASE=meridian_bench
 #   SIM_CONNECTIONS (simulator --connections; its default when unset)
+#   SIM_LATE_RATE (simulator --late-rate: that fraction of points 1 h to 7 days late; default 0).
+#     With late points, the run also waits until the rollup job has folded them all in and
+#     prints how long the marks waited (histogram meridian_rollup_late_fold_delay_seconds).
 #   MERIDIAN_BIN_DIR (use meridian + meridian-sim from there instead of building target/release)
 #   DATABASE_URL (admin URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres)
 # Targets: meridian >= 40 % of raw COPY at 1 point/message, >= 70 % at 10 points/message.
@@ -144,6 +147,28 @@ print(f"m_ok={int(ok)} m_stored={int(last)} m_rate={rate:.1f} m_secs={(done_t or
 PY
 }
 
+# stdin: a /metrics scrape; argv[1]: a histogram → "p50 X s, p99 Y s (N)".
+HISTOGRAM_QUANTILES='
+import re, sys
+name, buckets = sys.argv[1], {}
+for line in sys.stdin:
+    m = re.match(name + r"_bucket\{.*le=\"([^\"]+)\".*\} (\S+)", line)
+    if m:
+        le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+        buckets[le] = buckets.get(le, 0) + float(m.group(2))
+def q(p):
+    total = buckets.get(float("inf"), 0)
+    prev_le = prev_c = 0.0
+    for le in sorted(buckets):
+        c = buckets[le]
+        if total and c >= p * total:
+            return prev_le if le == float("inf") else prev_le + (le - prev_le) * (p * total - prev_c) / max(c - prev_c, 1e-9)
+        prev_le, prev_c = le, c
+    return float("nan")
+n = int(buckets.get(float("inf"), 0))
+print(f"p50 {q(0.5):.3f} s, p99 {q(0.99):.3f} s ({n} marks)")
+'
+
 fmt() { python3 -c "import sys; print(format(float(sys.argv[1]), sys.argv[2]))" "$1" "$2"; }
 calc() { python3 -c "import sys; print(eval(sys.argv[1], {'nan': float('nan'), 'inf': float('inf')}))" "$1"; }
 
@@ -176,6 +201,7 @@ run_one() {
 
   local sim_extra=()
   [[ -n ${SIM_CONNECTIONS:-} ]] && sim_extra+=(--connections "$SIM_CONNECTIONS")
+  [[ -n ${SIM_LATE_RATE:-} ]] && sim_extra+=(--late-rate "$SIM_LATE_RATE")
   DATABASE_URL=$BENCH_URL setsid "$SIM" run --vehicles "$VEHICLES" --rate 0 --messages "$m" \
     --points-per-message "$k" --no-progress --report-json "$WORK/sim-$k.json" "${sim_extra[@]}" \
     >"$sim_log" 2>&1 </dev/null &
@@ -200,6 +226,17 @@ run_one() {
   ((sim_rc == 0)) || { warn "simulator exited with $sim_rc (log: $sim_log)"; tail -n 10 "$sim_log" >&2 || true; }
   [[ -s "$WORK/sim-$k.json" ]] && { info "simulator report:"; info "$(head -c 600 "$WORK/sim-$k.json")"; }
   ((m_ok)) || warn "timed out after ${TIMEOUT}s: $m_stored of $points points stored"
+
+  if [[ -n ${SIM_LATE_RATE:-} ]]; then
+    for ((i = 0; i < 600; i++)); do
+      [[ $(pg "$BENCH_URL" -tAc 'select count(*) from rollup_dirty') == 0 ]] && break
+      sleep 0.1
+    done
+    local folded
+    folded=$(curl -fsS "http://$ADDR/metrics" | python3 -c "$HISTOGRAM_QUANTILES" meridian_rollup_late_fold_delay_seconds)
+    info "late points: $(pg "$BENCH_URL" -tAc 'select count(*) from rollup_dirty') marks still waiting;" \
+      "marks folded: $folded"
+  fi
 
   # Meridian's own CPU time (user + system) for the whole run: per point, it says what the
   # node costs, whatever the broker and PostgreSQL beside it on the same cores are doing.

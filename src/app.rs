@@ -103,6 +103,11 @@ impl Application {
             "maintenance",
             maintenance_loop(partitions, settings.clone(), shutdown.clone()),
         );
+        if !settings.rollup.track_late {
+            tracing::warn!(
+                "MERIDIAN_ROLLUP_TRACK_LATE=false: late points will not reach the rollups"
+            );
+        }
         let rollup = settings.rollup.enabled.then(|| {
             supervisor.spawn(
                 "rollup",

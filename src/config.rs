@@ -34,6 +34,9 @@ pub struct RollupSettings {
     pub interval: Duration,
     /// Late marks folded per transaction.
     pub fold_marks: i64,
+    /// Whether ingest marks late points for the job. Off only to measure what marking costs
+    /// ingest (the rollup benchmark): late points then never reach the rollups.
+    pub track_late: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +153,7 @@ impl Settings {
                 enabled: env.parse("MERIDIAN_ROLLUP", "true")?,
                 interval: Duration::from_millis(env.parse("MERIDIAN_ROLLUP_INTERVAL_MS", "1000")?),
                 fold_marks: env.parse("MERIDIAN_ROLLUP_FOLD_MARKS", "5000")?,
+                track_late: env.parse("MERIDIAN_ROLLUP_TRACK_LATE", "true")?,
             },
         };
         settings.validate()?;

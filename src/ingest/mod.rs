@@ -149,6 +149,7 @@ impl Pipeline {
             acker: source.acker.clone(),
             watched,
             health: WriterHealth::new(readiness),
+            track_late: settings.rollup.track_late,
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)

@@ -46,6 +46,8 @@ pub struct Writer {
     pub watched: Watched,
     /// Raises `ingest_writer` while batches fail for longer than a blip.
     pub health: WriterHealth,
+    /// Mark late points for the rollup job (off only to measure what marking costs).
+    pub track_late: bool,
 }
 
 /// One writer task's own state: its connection, and which writer it is (for readiness).
@@ -152,7 +154,7 @@ impl Writer {
             .map(|m| m.decoded.external_id.as_deref().unwrap_or(""))
             .collect();
         let vehicles = self.resolver.resolve(client, &ids).await?;
-        let mut prepared = prepare(batch, &vehicles);
+        let mut prepared = prepare(batch, &vehicles, self.track_late);
         prepared.notices = prepared.latest.notices(&self.watched.get());
         self.partitions
             .ensure(client, prepared.days.iter().copied())
@@ -247,9 +249,13 @@ fn late_candidates_before(now: Timestamp) -> Timestamp {
 }
 
 /// Builds the COPY stream, latest positions and dead letters for a batch.
-fn prepare(batch: &[Message], vehicles: &[Option<uuid::Uuid>]) -> PreparedBatch {
+fn prepare(batch: &[Message], vehicles: &[Option<uuid::Uuid>], track_late: bool) -> PreparedBatch {
     let rows: usize = batch.iter().map(|m| m.decoded.points.len()).sum();
-    let late_before = late_candidates_before(Timestamp::now());
+    let late_before = if track_late {
+        late_candidates_before(Timestamp::now())
+    } else {
+        Timestamp::from_unix_micros(i64::MIN)
+    };
     let mut copy = CopyBuffer::with_capacity(rows);
     let mut out = PreparedBatch::default();
     for (message, vehicle) in batch.iter().zip(vehicles) {

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
+use crate::store::rollups::Folded;
+
 pub const ROLLUP_HOURS_CLOSED: &str = "meridian_rollup_hours_closed_total";
 pub const ROLLUP_HOUR_DURATION: &str = "meridian_rollup_hour_duration_seconds";
 pub const ROLLUP_POINTS_READ: &str = "meridian_rollup_points_read_total";
 pub const ROLLUP_LATE_MARKS: &str = "meridian_rollup_late_marks_folded_total";
 pub const ROLLUP_LATE_PAIRS: &str = "meridian_rollup_late_pairs_recomputed_total";
 pub const ROLLUP_ENTRIES_CORRECTED: &str = "meridian_rollup_entry_steps_corrected_total";
+pub const ROLLUP_LATE_DELAY: &str = "meridian_rollup_late_fold_delay_seconds";
 pub const ROLLUP_LAG: &str = "meridian_rollup_lag_seconds";
 pub const ROLLUP_ERRORS: &str = "meridian_rollup_errors_total";
 
@@ -39,6 +42,10 @@ pub(super) fn describe() {
         ROLLUP_ENTRIES_CORRECTED,
         "Next buckets whose entry step a late point changed (corrected without raw reads)"
     );
+    describe_histogram!(
+        ROLLUP_LATE_DELAY,
+        "From the commit of a late point to the fold that put it into the rollups"
+    );
     describe_gauge!(
         ROLLUP_LAG,
         "Seconds from the end of the newest closed hour to now (an hour closes 120 s after it ends)"
@@ -52,11 +59,15 @@ pub fn rollup_hour_closed(points: u64, took: Duration) {
     histogram!(ROLLUP_HOUR_DURATION).record(took.as_secs_f64());
 }
 
-pub fn rollup_late_folded(marks: u64, pairs: u64, points: u64, corrected: u64) {
-    counter!(ROLLUP_LATE_MARKS).increment(marks);
-    counter!(ROLLUP_LATE_PAIRS).increment(pairs);
-    counter!(ROLLUP_POINTS_READ, "path" => "late").increment(points);
-    counter!(ROLLUP_ENTRIES_CORRECTED).increment(corrected);
+pub fn rollup_late_folded(f: &Folded) {
+    counter!(ROLLUP_LATE_MARKS).increment(f.marks);
+    counter!(ROLLUP_LATE_PAIRS).increment(f.pairs);
+    counter!(ROLLUP_POINTS_READ, "path" => "late").increment(f.points);
+    counter!(ROLLUP_ENTRIES_CORRECTED).increment(f.corrected);
+    let delay = histogram!(ROLLUP_LATE_DELAY);
+    for waited in &f.waited_s {
+        delay.record(*waited);
+    }
 }
 
 pub fn rollup_lag(seconds: f64) {

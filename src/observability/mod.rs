@@ -120,6 +120,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                         ROLLUP_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(ROLLUP_LATE_DELAY.into()), LAG_BUCKETS)
+                })
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");

@@ -90,12 +90,7 @@ pub async fn round(client: &mut Client, settings: &RollupSettings) -> Result<Rou
     let mut marks_due = false;
     for _ in 0..MAX_FOLDS_PER_ROUND {
         let folded = rollups::fold_late(client, settings.fold_marks).await?;
-        observability::rollup_late_folded(
-            folded.marks,
-            folded.pairs,
-            folded.points,
-            folded.corrected,
-        );
+        observability::rollup_late_folded(&folded);
         done.late_pairs += folded.pairs;
         marks_due = folded.marks as i64 >= settings.fold_marks;
         if !marks_due {

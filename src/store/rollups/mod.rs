@@ -187,6 +187,8 @@ pub struct Folded {
     pub corrected: u64,
     /// (vehicle, day) daily rows re-derived.
     pub days: u64,
+    /// How long each mark waited, from the commit that stored its point to this fold.
+    pub waited_s: Vec<f64>,
 }
 
 /// Takes up to `max_marks` late marks of closed hours and folds them in, in one transaction
@@ -201,7 +203,8 @@ pub async fn fold_late(client: &mut Client, max_marks: i64) -> Result<Folded, St
                  SELECT ctid FROM rollup_dirty
                  WHERE bucket <= (SELECT max(bucket) FROM rollup_hours)
                  LIMIT $1 FOR UPDATE SKIP LOCKED))
-             RETURNING vehicle_id, bucket",
+             RETURNING vehicle_id, bucket,
+                       extract(epoch FROM clock_timestamp() - marked_at)::float8",
             &[&max_marks],
         )
         .await?;
@@ -215,6 +218,7 @@ pub async fn fold_late(client: &mut Client, max_marks: i64) -> Result<Folded, St
     let mut folded = Folded {
         marks: marks.len() as u64,
         pairs: pairs.len() as u64,
+        waited_s: marks.iter().map(|r| r.get(2)).collect(),
         ..Folded::default()
     };
     let written = tx

@@ -23,6 +23,7 @@ fn settings() -> RollupSettings {
         enabled: true,
         interval: std::time::Duration::from_millis(10),
         fold_marks: 50,
+        track_late: true,
     }
 }
 
