@@ -11,9 +11,13 @@
 #
 #   bash scripts/bench-rollup.sh
 #
-# Knobs (environment): VEHICLES=1000 POINTS=1000000 REPEAT=3 PAIRS=2 INGEST_MESSAGES=100000
+# The hour's day partition also holds HOURS_BEFORE hours as full as it before it, as in
+# production (a day partition holds 24 of them): the planner must not get away with reading
+# the whole partition.
+#
+# Knobs (environment): VEHICLES=1000 POINTS=1000000 HOURS_BEFORE=5 REPEAT=3 PAIRS=2 INGEST_MESSAGES=100000
 #   INGEST_VEHICLES=10000 LATE_RATE=0.01 PHASES="close ingest" BENCH_DATABASE=meridian_bench_rollup
-#   MERIDIAN_BIN_DIR (use binaries built elsewhere)
+#   MERIDIAN_BIN_DIR (use binaries built elsewhere)  KEEP_DATABASE=1 (leave the close phase's database)
 # Target: tracking late points costs ingest <= 5 % (same run).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -21,6 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MERIDIAN_ROOT"
 
 VEHICLES=${VEHICLES:-1000}
+HOURS_BEFORE=${HOURS_BEFORE:-5}
 POINTS=${POINTS:-1000000}
 REPEAT=${REPEAT:-3}
 PAIRS=${PAIRS:-2}
@@ -45,7 +50,7 @@ SUMMARY=()
 
 close_phase() {
   local per=$((POINTS / VEHICLES))
-  step "setup: $VEHICLES vehicles, $per points each in one hour ($((per * VEHICLES)) points)"
+  step "setup: $VEHICLES vehicles, $per points each in one hour ($((per * VEHICLES)) points), and $HOURS_BEFORE such hours before it"
   pg "$ADMIN_URL" -c "drop database if exists \"$BENCH_DB\" with (force)" -c "create database \"$BENCH_DB\""
   DATABASE_URL=$BENCH_URL "$MERIDIAN" migrate
   DATABASE_URL=$BENCH_URL "$SIM" register --vehicles "$VEHICLES" >/dev/null
@@ -66,17 +71,15 @@ BEGIN
   END LOOP;
 END \$\$;
 INSERT INTO vehicle_telemetry (ts, vehicle_id, location, speed_kmh, heading_deg, fuel_pct, accuracy_m, received_at)
-SELECT '$hour'::timestamptz + make_interval(secs => i * 3600.0 / $per + random()),
+SELECT '$hour'::timestamptz + make_interval(secs => i * 3600.0 / $per + random()) - make_interval(hours => h),
        v.id,
        ST_SetSRID(ST_MakePoint(10.75 + v.n * 1e-3 + i * 2e-4, 59.91 + sin(i / 40.0) * 0.01), 4326),
        CASE WHEN i % 10 = 0 THEN NULL ELSE 20 + 60 * random() END, 360 * random(),
        80 - i * 0.01, 5, now()
-FROM (SELECT id, row_number() OVER (ORDER BY external_id) AS n FROM vehicles) v,
-     generate_series(0, $per - 1) i;
--- One point per vehicle ten minutes before the hour: every row has an entry step.
-INSERT INTO vehicle_telemetry (ts, vehicle_id, location, received_at)
-SELECT '$hour'::timestamptz - interval '10 minutes', id, ST_SetSRID(ST_MakePoint(10.7, 59.9), 4326), now()
-FROM vehicles;
+FROM generate_series($HOURS_BEFORE, 0, -1) h,
+     (SELECT id, row_number() OVER (ORDER BY external_id) AS n FROM vehicles) v,
+     generate_series(0, $per - 1) i
+ORDER BY 1;
 VACUUM ANALYZE vehicle_telemetry;
 CREATE TABLE bare_hourly (vehicle_id uuid, points bigint, avg_speed_kmh float8, max_speed_kmh float8,
                           avg_fuel_pct float8, min_fuel_pct float8, first_ts timestamptz, last_ts timestamptz);
@@ -109,7 +112,7 @@ SQL
   rm=$(median "${rebuilds[@]}")
   bm=$(median "${bares[@]}")
   SUMMARY+=("rollup of one hour, $((per * VEHICLES)) points: close $(fmt "$closed" ',.0f') ms, rebuild median $(fmt "$rm" ',.0f') ms; bare INSERT … GROUP BY median $(fmt "$bm" ',.0f') ms; ratio $(fmt "$(calc "$rm / $bm")" .2f)x")
-  pg "$ADMIN_URL" -c "drop database if exists \"$BENCH_DB\" with (force)" >/dev/null
+  [[ -n ${KEEP_DATABASE:-} ]] || pg "$ADMIN_URL" -c "drop database if exists \"$BENCH_DB\" with (force)" >/dev/null
 }
 
 ingest_phase() {

@@ -16,50 +16,56 @@ const UPDATE_ALL: &str = "points = EXCLUDED.points, speed_points = EXCLUDED.spee
      computed_at = EXCLUDED.computed_at";
 
 /// Hourly rows from `pts(vehicle_id, bucket, ts, location, speed_kmh, fuel_pct)`, defined by
-/// `source`. The step into each bucket starts at the vehicle's last point in the day before
-/// the bucket (one index probe per pair, `(vehicle_id, ts)` of at most two partitions);
-/// `first_value`/`last_value` share the window's sort with `lag`, so a bucket's points are
-/// sorted once. Returns the pairs written and the raw points read.
+/// `source`. One sort (the window) and one pass compute the aggregates and the steps between
+/// a bucket's points; then, per bucket only, index probes on `(vehicle_id, ts)` fetch its first
+/// and last points and the vehicle's last point in the day before it (the entry step).
+/// Distances are `ST_DistanceSpheroid` on the geometries (the same geodesic as a geography
+/// `ST_Distance`, without casting every point). Returns the pairs written and their points.
 fn hourly_from(source: &str) -> String {
     format!(
         "WITH {source},
-        keys AS (SELECT DISTINCT vehicle_id, bucket FROM pts),
-        prev AS (
-            SELECT k.vehicle_id, k.bucket, p.location
-            FROM keys k
-            CROSS JOIN LATERAL (
-                SELECT t.location FROM vehicle_telemetry t
-                WHERE t.vehicle_id = k.vehicle_id
-                  AND t.ts < k.bucket AND t.ts >= k.bucket - interval '1 day'
-                ORDER BY t.ts DESC LIMIT 1
-            ) p
-        ),
-        ordered AS (
+        steps AS (
             SELECT vehicle_id, bucket, ts, location, speed_kmh, fuel_pct,
-                   lag(location) OVER w AS before,
-                   first_value(location) OVER w AS first_at,
-                   last_value(location) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING
-                                                AND UNBOUNDED FOLLOWING) AS last_at
+                   ST_DistanceSpheroid(lag(location) OVER w, location) AS step
             FROM pts
             WINDOW w AS (PARTITION BY vehicle_id, bucket ORDER BY ts)
         ),
-        steps AS (
-            SELECT o.*, o.before IS NULL AS entry,
-                   coalesce(ST_Distance(coalesce(o.before, p.location)::geography,
-                                        o.location::geography), 0) AS step
-            FROM ordered o
-            LEFT JOIN prev p
-              ON o.before IS NULL AND p.vehicle_id = o.vehicle_id AND p.bucket = o.bucket
+        agg AS (
+            SELECT vehicle_id, bucket, count(*) AS points, count(speed_kmh) AS speed_points,
+                   avg(speed_kmh) AS avg_speed, max(speed_kmh) AS max_speed,
+                   count(fuel_pct) AS fuel_points, avg(fuel_pct) AS avg_fuel,
+                   min(fuel_pct) AS min_fuel, coalesce(sum(step), 0) AS inner_m,
+                   min(ts) AS first_ts, max(ts) AS last_ts, ST_Extent(location) AS extent
+            FROM steps
+            GROUP BY vehicle_id, bucket
+        ),
+        ends AS (
+            SELECT a.*, f.location AS first_at, l.location AS last_at,
+                   coalesce(ST_DistanceSpheroid(p.location, f.location), 0) AS entry_m
+            FROM agg a
+            -- LATERAL … LIMIT 1: one index probe per bucket, never a join over the partition.
+            CROSS JOIN LATERAL (
+                SELECT location FROM vehicle_telemetry t
+                WHERE t.vehicle_id = a.vehicle_id AND t.ts = a.first_ts LIMIT 1
+            ) f
+            CROSS JOIN LATERAL (
+                SELECT location FROM vehicle_telemetry t
+                WHERE t.vehicle_id = a.vehicle_id AND t.ts = a.last_ts LIMIT 1
+            ) l
+            LEFT JOIN LATERAL (
+                SELECT t.location FROM vehicle_telemetry t
+                WHERE t.vehicle_id = a.vehicle_id
+                  AND t.ts < a.bucket AND t.ts >= a.bucket - interval '1 day'
+                ORDER BY t.ts DESC LIMIT 1
+            ) p ON true
         ),
         written AS (
             INSERT INTO telemetry_hourly ({COLUMNS})
-            SELECT vehicle_id, bucket, count(*), count(speed_kmh), avg(speed_kmh),
-                   max(speed_kmh), count(fuel_pct), avg(fuel_pct), min(fuel_pct),
-                   sum(step) FILTER (WHERE entry), sum(step), min(ts), max(ts),
-                   ST_X(min(first_at)), ST_Y(min(first_at)), ST_X(min(last_at)),
-                   ST_Y(min(last_at)), ST_Envelope(ST_Collect(location)), now()
-            FROM steps
-            GROUP BY vehicle_id, bucket
+            SELECT vehicle_id, bucket, points, speed_points, avg_speed, max_speed, fuel_points,
+                   avg_fuel, min_fuel, entry_m, entry_m + inner_m, first_ts, last_ts,
+                   ST_X(first_at), ST_Y(first_at), ST_X(last_at), ST_Y(last_at),
+                   ST_SetSRID(extent::geometry, 4326), now()
+            FROM ends
             ON CONFLICT (vehicle_id, bucket) DO UPDATE SET {UPDATE_ALL}
             RETURNING vehicle_id, bucket, points
         )
@@ -119,9 +125,9 @@ pub const FIX_NEXT: &str = "
     entry AS (
         SELECT n.vehicle_id, n.bucket,
                coalesce((
-                   SELECT ST_Distance(
-                              ST_SetSRID(ST_MakePoint(p.last_lon, p.last_lat), 4326)::geography,
-                              ST_SetSRID(ST_MakePoint(n.first_lon, n.first_lat), 4326)::geography)
+                   SELECT ST_DistanceSpheroid(
+                              ST_SetSRID(ST_MakePoint(p.last_lon, p.last_lat), 4326),
+                              ST_SetSRID(ST_MakePoint(n.first_lon, n.first_lat), 4326))
                    FROM telemetry_hourly p
                    WHERE p.vehicle_id = n.vehicle_id
                      AND p.bucket < n.bucket AND p.bucket >= n.bucket - interval '1 day'
