@@ -19,6 +19,7 @@ pub mod positions_read;
 pub mod queue;
 pub mod shifts;
 pub mod telemetry;
+pub mod track;
 pub mod vehicles;
 
 use std::str::FromStr;

@@ -26,4 +26,5 @@ mod positions;
 mod process;
 mod restart;
 mod shifts;
+mod track;
 mod write_faults;
