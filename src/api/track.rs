@@ -87,14 +87,14 @@ pub struct TrackParams {
     #[param(example = "2026-12-02T00:00:00Z")]
     to: DateTime<Utc>,
     /// Default `raw`.
-    #[param(example = "1m")]
+    #[param(inline, example = "1m")]
     resolution: Option<TrackResolution>,
     /// Simplify the line (Ramer–Douglas–Peucker) with this tolerance in metres, keeping the
     /// first and last points.
     #[param(exclusive_minimum = 0.0, example = 5.0)]
     simplify_m: Option<f64>,
     /// Default `json`.
-    #[param(example = "geojson")]
+    #[param(inline, example = "geojson")]
     format: Option<TrackFormat>,
 }
 
@@ -145,6 +145,7 @@ pub struct TrackFeature {
     /// Always `Feature`.
     #[serde(rename = "type")]
     kind: &'static str,
+    #[schema(required = true)]
     geometry: Option<TrackGeometry>,
     properties: TrackProperties,
 }

@@ -156,7 +156,9 @@ impl TrackRange {
         }
         let (from, to) = match resolution.bucket() {
             None => (from, to),
-            Some(width) => (floor(from, width), ceil(to, width)),
+            // RFC 3339 has four-digit years: a last bucket that would end in year 10000 ends
+            // at the last representable instant instead.
+            Some(width) => (floor(from, width), ceil(to, width).min(last_instant())),
         };
         let range = Self {
             resolution,
@@ -205,6 +207,12 @@ impl TrackRange {
             .into_iter()
             .filter(move |c| *c as u8 > r as u8)
     }
+}
+
+fn last_instant() -> DateTime<Utc> {
+    "9999-12-31T23:59:59.999999Z"
+        .parse()
+        .expect("a valid instant")
 }
 
 fn floor(t: DateTime<Utc>, width: TimeDelta) -> DateTime<Utc> {
