@@ -5,7 +5,7 @@
 pub mod simplify;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use tokio_postgres::GenericClient;
+use deadpool_postgres::ClientWrapper;
 use uuid::Uuid;
 
 use crate::domain::track::{RangeError, Resolution, TrackRange, MAX_POINTS};
@@ -47,7 +47,7 @@ pub enum HistoryError {
 
 /// The track `req` asks for, as of `now`, with raw points kept `raw_days`.
 pub async fn track(
-    c: &impl GenericClient,
+    c: &ClientWrapper,
     req: TrackRequest,
     now: DateTime<Utc>,
     raw_days: i64,
@@ -56,9 +56,6 @@ pub async fn track(
         return Err(HistoryError::Tolerance);
     }
     let range = TrackRange::new(req.resolution, req.from, req.to, now, raw_days)?;
-    if fleet::get_vehicle(c, req.vehicle).await?.is_none() {
-        return Err(HistoryError::NoVehicle(req.vehicle));
-    }
     // Retention drops whole days: raw points are kept from the start of that UTC day.
     let raw_floor = (now - Duration::days(raw_days))
         .duration_trunc(Duration::days(1))
@@ -67,6 +64,10 @@ pub async fn track(
     let mut points = track::read(c, req.vehicle, &range, raw_floor, limit).await?;
     if points.len() > MAX_POINTS {
         return Err(HistoryError::TooManyPoints);
+    }
+    // Only an empty track can be an unknown vehicle: the lookup stays off the common path.
+    if points.is_empty() && fleet::get_vehicle(&**c, req.vehicle).await?.is_none() {
+        return Err(HistoryError::NoVehicle(req.vehicle));
     }
     if let Some(tolerance) = req.simplify_m {
         let lon_lat: Vec<_> = points.iter().map(|p| (p.lon, p.lat)).collect();

@@ -7,7 +7,8 @@
 //! unique index (tests/integration/track.rs checks the plan).
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{GenericClient, Row};
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -133,15 +134,16 @@ pub fn statement(resolution: Resolution) -> String {
 
 /// The track of `vehicle` over `range`, oldest first. `raw_floor`: the oldest instant raw
 /// points may still be kept (the start of the UTC day retention drops next). A raw track
-/// returns at most `limit` points.
+/// returns at most `limit` points. Statements are prepared once per pooled connection: parsing
+/// and analysing them is a round trip and a good part of a millisecond, on every request.
 pub async fn read(
-    c: &impl GenericClient,
+    c: &ClientWrapper,
     vehicle: Uuid,
     range: &TrackRange,
     raw_floor: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<TrackPoint>, StoreError> {
-    let sql = statement(range.resolution);
+    let sql = c.prepare_cached(&statement(range.resolution)).await?;
     let rows = match range.resolution {
         Resolution::Raw => {
             c.query(&sql, &[&vehicle, &range.from, &range.to, &limit])
