@@ -118,6 +118,19 @@ async fn bad_requests_get_a_json_4xx_that_says_what_to_change() {
             "range_too_large",
             "ask for a shorter range",
         ),
+        // The ends of RFC 3339's years answer, not fail: the last bucket of 9999 ends in 9999.
+        (
+            format!("{base}?from=0001-01-01T00:00:00Z&to=0001-01-03T00:00:00Z&resolution=1d"),
+            200,
+            "",
+            "",
+        ),
+        (
+            format!("{base}?from=9999-12-31T00:00:00Z&to=9999-12-31T23:59:59Z&resolution=1h"),
+            200,
+            "",
+            "",
+        ),
         (
             track_path(Uuid::new_v4(), hour_ago, now, ""),
             404,
