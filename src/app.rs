@@ -95,6 +95,7 @@ impl Application {
             metrics,
             live,
             readiness,
+            raw_retention_days: settings.retention.raw_days,
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await

@@ -30,6 +30,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Invalid(String),
+    /// A 422 with its own code, for refusals a client handles apart from a bad field
+    /// (`range_too_large`, `beyond_retention`).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -121,6 +125,9 @@ impl IntoResponse for ApiError {
                 m,
             ),
             ApiError::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            ApiError::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -18,6 +18,7 @@ mod page;
 mod positions;
 mod schema;
 mod shifts;
+mod track;
 mod vehicles;
 
 use std::sync::Arc;
@@ -61,6 +62,9 @@ pub struct AppState {
     pub desk: Desk,
     /// Conditions raised by the node's parts (ingest, broker) while they cannot do their job.
     pub readiness: Readiness,
+    /// How many days raw points are kept (`MERIDIAN_RETENTION_RAW_DAYS`): tracks at raw, 1m
+    /// and 5m cannot reach further back.
+    pub raw_retention_days: i64,
 }
 
 /// The document's frame; the paths come from the modules' `routes()`, the shared error
@@ -102,6 +106,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(nearest::routes())
         .merge(shifts::routes())
         .merge(positions::routes())
+        .merge(track::routes())
         .merge(geofences::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())

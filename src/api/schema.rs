@@ -119,7 +119,9 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `unsupported_media_type`, `invalid`, `unavailable`, `internal`.
+    /// `conflict`, `unsupported_media_type`, `invalid`, `unavailable`, `internal`; on a track,
+    /// `range_too_large` (the range exceeds the resolution's cap) and `beyond_retention` (the
+    /// resolution's data no longer reaches back that far).
     pub code: &'static str,
     /// What went wrong, for a human; for invalid input it names the field.
     pub message: String,

@@ -11,6 +11,7 @@ mod reason;
 mod role;
 mod status;
 mod timestamp;
+pub mod track;
 
 pub use external_id::{ExternalId, ExternalIdError};
 pub use money::{Money, MoneyError};

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod rollups;
 pub mod shifts;
 pub mod telemetry;
+pub mod track;
 pub mod vehicles;
 
 use std::str::FromStr;

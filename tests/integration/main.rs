@@ -27,4 +27,5 @@ mod process;
 mod restart;
 mod rollups;
 mod shifts;
+mod track;
 mod write_faults;
