@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     assert_same, buckets, drive, insert, parse_points, this_hour, track_path, Bucket, Raw,
 };
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app_with, TestApp};
 
 /// A rollup row with its aggregates as given (location, averages and counts).
 struct Rollup {
@@ -59,9 +59,9 @@ async fn insert_rollup(app: &TestApp, table: &str, vehicle: Uuid, width: Duratio
         .execute(
             &format!(
                 "INSERT INTO {table} (vehicle_id, bucket, points, speed_points, avg_speed_kmh, \
-                   max_speed_kmh, fuel_points, avg_fuel_pct, min_fuel_pct, distance_m, first_ts, \
+                   max_speed_kmh, fuel_points, avg_fuel_pct, min_fuel_pct, entry_m, distance_m, first_ts, \
                    last_ts, first_lon, first_lat, last_lon, last_lat, bounds) \
-                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7, 0, $2, $8, $9, $10, $9, $10, \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7, 0, 0, $2, $8, $9, $10, $9, $10, \
                    ST_SetSRID(ST_MakePoint($9, $10), 4326))"
             ),
             &[
@@ -81,6 +81,12 @@ async fn insert_rollup(app: &TestApp, table: &str, vehicle: Uuid, width: Duratio
         .unwrap();
 }
 
+/// A node whose rollup job is off: these tests write the rollup tables themselves, with values
+/// raw points would never give, to prove which table an answer came from.
+async fn app() -> TestApp {
+    spawn_app_with(&[("MERIDIAN_ROLLUP", "false")]).await
+}
+
 /// Marks hours as closed by the rollup job.
 async fn close_hours(app: &TestApp, hours: impl IntoIterator<Item = DateTime<Utc>>) {
     for h in hours {
@@ -96,7 +102,7 @@ async fn close_hours(app: &TestApp, hours: impl IntoIterator<Item = DateTime<Utc
 
 #[tokio::test]
 async fn a_1h_track_reads_closed_hours_from_rollups_and_the_rest_up_to_now_from_raw() {
-    let app = spawn_app().await;
+    let app = app().await;
     let [vehicle] = app.register(&["track-h"]).await[..] else {
         unreachable!()
     };
@@ -185,7 +191,7 @@ fn raw_part(points: &[Raw]) -> (DateTime<Utc>, Rollup) {
 
 #[tokio::test]
 async fn a_1d_track_reads_closed_days_and_folds_days_with_open_hours_from_hours_and_raw() {
-    let app = spawn_app().await;
+    let app = app().await;
     let [vehicle] = app.register(&["track-d"]).await[..] else {
         unreachable!()
     };
@@ -243,7 +249,7 @@ fn scans(node: &Value, out: &mut Vec<(String, String)>) {
 
 #[tokio::test]
 async fn the_1m_and_raw_queries_read_only_the_days_asked_for_through_the_vehicle_index() {
-    let app = spawn_app().await;
+    let app = app().await;
     let ids = app
         .register(&["plan-0", "plan-1", "plan-2", "plan-3", "plan-4", "plan-5"])
         .await;
