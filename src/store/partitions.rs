@@ -50,14 +50,15 @@ impl Partitions {
     ) -> Result<Vec<String>, StoreError> {
         let rows = client
             .query(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                "SELECT c.relname, i.inhdetachpending FROM pg_inherits i \
+                 JOIN pg_class c ON c.oid = i.inhrelid \
                  WHERE i.inhparent = $1::text::regclass ORDER BY 1",
                 &[&PARENT],
             )
             .await?;
         let mut dropped = Vec::new();
         for row in rows {
-            let name: String = row.get(0);
+            let (name, pending): (String, bool) = (row.get(0), row.get(1));
             let Some(day) = day_of(&name) else { continue };
             if day >= oldest_day {
                 continue;
@@ -67,13 +68,23 @@ impl Partitions {
                 tracing::warn!(partition = %name, "past raw retention but not rolled up yet; kept");
                 continue;
             }
-            let tx = client.transaction().await?;
-            // Never let retention stall ingest: give up this round if the parent is busy.
-            tx.batch_execute(&format!(
-                "SET LOCAL lock_timeout = '5s'; DROP TABLE IF EXISTS {name}"
-            ))
-            .await?;
-            tx.commit().await?;
+            // Never stall ingest. Dropping a partition outright takes ACCESS EXCLUSIVE on the
+            // parent: it would wait behind any reader (a rollup, an analyst's query) and every
+            // writer's COPY would queue behind it. Detaching CONCURRENTLY takes SHARE UPDATE
+            // EXCLUSIVE, which COPY and readers pass; it waits (only this task waits) until no
+            // snapshot can see the partition. Then the detached table is dropped, alone. A detach
+            // interrupted halfway is left pending and finished here next time.
+            let detach = if pending { "FINALIZE" } else { "CONCURRENTLY" };
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {PARENT} DETACH PARTITION {name} {detach}"
+                ))
+                .await?;
+            client
+                .batch_execute(&format!(
+                    "SET lock_timeout = '5s'; DROP TABLE IF EXISTS {name}; RESET lock_timeout"
+                ))
+                .await?;
             self.known
                 .lock()
                 .expect("partition cache poisoned")

@@ -76,3 +76,63 @@ async fn a_day_past_retention_is_kept_until_rolled_up_and_while_a_late_mark_wait
         "the day's rollup outlives its raw points"
     );
 }
+
+/// Retention waits for a long reader of the telemetry (a rollup, an analyst's query); ingest
+/// must not wait with it. A plain DROP of the partition would take ACCESS EXCLUSIVE on the
+/// parent, and every writer's COPY would queue behind it until its lock timeout gave up.
+#[tokio::test]
+async fn dropping_a_day_never_holds_ingest_up_behind_a_long_reader() {
+    let app = app().await;
+    let names = fleet(&app, 1).await;
+    let today = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+    let old_day: DateTime<Utc> = today - TimeDelta::days(40);
+    let day_number = old_day.timestamp().div_euclid(86_400);
+    let point = Pt {
+        vehicle: names[0].0,
+        ts: old_day + TimeDelta::hours(3),
+        lon: 10.0,
+        lat: 59.0,
+        speed: None,
+        fuel: None,
+    };
+    insert(&app.db, &app.db_url, &[point]).await;
+    run_until_idle(&app.db_url).await;
+
+    let mut reader = meridian::store::connect(&app.db_url).await.unwrap();
+    let reading = reader.transaction().await.unwrap();
+    reading
+        .query_one("SELECT count(*) FROM vehicle_telemetry", &[])
+        .await
+        .unwrap();
+    let db_url = app.db_url.clone();
+    let retention = tokio::spawn(async move {
+        let mut client = meridian::store::connect(&db_url).await.unwrap();
+        Partitions::default()
+            .drop_before(&mut client, day_number + 10)
+            .await
+    });
+    app.wait_until("retention waits for the reader", || async {
+        app.count(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            == 1
+    })
+    .await;
+
+    app.publisher
+        .telemetry(
+            &names[0].1,
+            crate::helpers::point(crate::helpers::now_ms(), 59.9, 10.7),
+        )
+        .await;
+    app.wait_settled(1).await;
+    assert!(
+        !retention.is_finished(),
+        "the point was stored while retention still waited for the reader"
+    );
+    reading.commit().await.unwrap();
+    let dropped = retention.await.unwrap().unwrap();
+    assert_eq!(dropped, vec![partitions::name_of(day_number)]);
+}
