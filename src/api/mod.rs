@@ -14,6 +14,7 @@ mod health;
 mod jobs;
 mod maintenance;
 mod nearest;
+mod odometer;
 mod page;
 mod positions;
 mod schema;
@@ -107,6 +108,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(shifts::routes())
         .merge(positions::routes())
         .merge(track::routes())
+        .merge(odometer::routes())
         .merge(geofences::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())

@@ -78,6 +78,10 @@ pub async fn round(client: &mut Client, settings: &RollupSettings) -> Result<Rou
                 observability::rollup_hour_closed(hour.points, hour.took);
                 tracing::debug!(bucket = %hour.bucket, vehicles = hour.vehicles,
                     points = hour.points, took = ?hour.took, "closed an hour");
+                if hour.alerts_raised > 0 {
+                    tracing::info!(raised = hour.alerts_raised, day = %hour.bucket.date_naive(),
+                        "maintenance due: alerts raised");
+                }
                 done.hours_closed += 1;
                 hours_due = true;
             }

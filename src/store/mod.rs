@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod live;
 pub mod maintenance;
 pub mod migrate;
+pub mod odometer;
 pub mod partitions;
 pub mod positions;
 pub mod positions_read;

@@ -101,6 +101,8 @@ pub struct ClosedHour {
     pub took: Duration,
     /// The hour was the last of its UTC day, whose daily rows were written too.
     pub day_closed: bool,
+    /// Maintenance alerts raised when the day closed.
+    pub alerts_raised: u64,
 }
 
 /// Closes the hour after the watermark if it may be: every vehicle's row in one statement,
@@ -142,8 +144,10 @@ pub async fn close_next_hour(client: &mut Client) -> Result<Close, StoreError> {
     let rows = tx.query(sql::hour().as_str(), &[&bucket]).await?;
     let points: i64 = rows.iter().map(|r| i64::from(r.get::<_, i32>(2))).sum();
     let day_closed = bucket + TimeDelta::hours(1) == day_of(bucket) + TimeDelta::days(1);
+    let mut alerts_raised = 0;
     if day_closed {
         tx.execute(sql::day().as_str(), &[&day_of(bucket)]).await?;
+        alerts_raised = raise_maintenance_due(&tx).await?;
     }
     let took = started.elapsed();
     tx.execute(
@@ -163,7 +167,15 @@ pub async fn close_next_hour(client: &mut Client) -> Result<Close, StoreError> {
         points: points as u64,
         took,
         day_closed,
+        alerts_raised,
     }))
+}
+
+/// Raises the maintenance alerts now due (`sql::MAINTENANCE_DUE`); returns how many. The job
+/// runs it when a day closes, under its exclusive lock.
+pub async fn raise_maintenance_due(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let raised: i64 = tx.query_one(sql::MAINTENANCE_DUE, &[]).await?.get(0);
+    Ok(raised as u64)
 }
 
 /// The hour after the watermark; with nothing closed yet, the first hour of the oldest
@@ -323,6 +335,7 @@ pub async fn rebuild_hour(
         points: points as u64,
         took,
         day_closed: false,
+        alerts_raised: 0,
     })
 }
 

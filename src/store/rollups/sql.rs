@@ -188,3 +188,55 @@ pub fn day_pairs() -> String {
         )",
     )
 }
+
+/// Raises a `maintenance_due:<kind>` alert (with its audit row, actor NULL: the node acted)
+/// for every vehicle whose type has a schedule it has now passed: `interval_km` driven, or
+/// `interval_months` gone by, since its last closed maintenance record of that kind (or since
+/// it was registered) — unless such an alert was already raised since then. Distance comes
+/// from the daily rows after the starting day and the hourly rows of the starting day. Run
+/// under the job's exclusive lock, so two nodes never raise one alert twice.
+pub const MAINTENANCE_DUE: &str = "
+    WITH due AS (
+        SELECT v.id AS vehicle_id, s.kind, s.interval_km, s.interval_months, b.since,
+               (SELECT coalesce(sum(d.distance_m), 0) FROM telemetry_daily d
+                WHERE d.vehicle_id = v.id
+                  AND d.bucket >= date_trunc('day', b.since, 'UTC') + interval '1 day')
+             + (SELECT coalesce(sum(h.distance_m), 0) FROM telemetry_hourly h
+                WHERE h.vehicle_id = v.id
+                  AND h.bucket >= date_trunc('hour', b.since, 'UTC')
+                  AND h.bucket < date_trunc('day', b.since, 'UTC') + interval '1 day') AS metres
+        FROM maintenance_schedules s
+        JOIN vehicles v ON v.vehicle_type = s.vehicle_type AND v.status <> 'retired'
+        CROSS JOIN LATERAL (
+            SELECT greatest(v.created_at, (
+                SELECT max(m.closed_at) FROM maintenance_records m
+                WHERE m.vehicle_id = v.id AND m.kind = s.kind AND m.closed_at IS NOT NULL
+            )) AS since
+        ) b
+    ),
+    raised AS (
+        INSERT INTO alerts (entity, entity_id, kind, severity, message)
+        SELECT 'vehicle', due.vehicle_id, 'maintenance_due:' || due.kind, 'warning',
+               format('%s due: %s km driven and %s days since %s (every %s)', due.kind,
+                      round((due.metres / 1000)::numeric, 1),
+                      floor(extract(epoch FROM now() - due.since) / 86400),
+                      to_char(due.since AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                      concat_ws(' or ', due.interval_km || ' km', due.interval_months || ' months'))
+        FROM due
+        WHERE ((due.interval_km IS NOT NULL AND due.metres >= due.interval_km * 1000)
+               OR (due.interval_months IS NOT NULL
+                   AND due.since + make_interval(months => due.interval_months) <= now()))
+          AND NOT EXISTS (SELECT 1 FROM alerts a
+                          WHERE a.entity_id = due.vehicle_id
+                            AND a.kind = 'maintenance_due:' || due.kind
+                            AND a.created_at >= due.since)
+        RETURNING id, entity, entity_id, kind, severity, message, created_at
+    ),
+    audited AS (
+        INSERT INTO audit_log (entity, entity_id, action, actor, after)
+        SELECT 'alert', r.id, 'raise', NULL,
+               jsonb_build_object('id', r.id, 'entity', r.entity, 'entity_id', r.entity_id,
+                                  'kind', r.kind, 'severity', r.severity, 'message', r.message)
+        FROM raised r
+    )
+    SELECT count(*) FROM raised";

@@ -3,6 +3,7 @@
 
 mod expected;
 mod late;
+mod maintenance_due;
 mod rebuild;
 mod retention;
 
