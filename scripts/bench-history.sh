@@ -116,6 +116,19 @@ SERVE_PID=$!
 wait_for_http "http://$ADDR/readyz" 60 "$SERVE_PID" || die "meridian serve did not become ready"
 KEY=$(DATABASE_URL=$BENCH_URL "$MERIDIAN" apikey create --role analyst --name bench 2>/dev/null | head -n 1)
 
+step "waiting for the node to seal the past days (covering index built concurrently, then VACUUM)"
+# What a running node does to every day before today (src/store/partitions.rs `seal_before`).
+t0=$(date +%s)
+for ((i = 0; i < 2400; i++)); do
+  sealed=$(pg "$BENCH_URL" -tAc "SELECT count(*) FROM pg_stat_user_tables s
+    JOIN pg_class t ON t.relname = s.relname || '_track' JOIN pg_index x ON x.indexrelid = t.oid
+    WHERE s.relname LIKE 'vehicle_telemetry_p%' AND x.indisvalid AND s.last_vacuum IS NOT NULL")
+  ((sealed >= DAYS)) && break
+  sleep 1
+done
+info "$sealed of $DAYS days sealed in $(($(date +%s) - t0)) s; size now $(pg "$BENCH_URL" -tAc "SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid)))
+  FROM pg_inherits WHERE inhparent = 'vehicle_telemetry'::regclass")"
+
 step "explain: one day at 1 m for one vehicle"
 # The statement of src/store/track.rs `binned` ($4 = 60 s), for pgbench and EXPLAIN alike.
 cat >"$WORK/track.sql" <<SQL

@@ -19,7 +19,8 @@ use crate::observability;
 use crate::readiness::Readiness;
 use crate::rollup;
 use crate::shutdown::Shutdown;
-use crate::store::{self, migrate, partitions::Partitions};
+use crate::store::partitions::{self, Partitions};
+use crate::store::{self, migrate};
 use crate::supervisor::Supervisor;
 
 /// Connections for short HTTP queries; writers hold their own.
@@ -190,7 +191,7 @@ impl Application {
 
 async fn maintenance_loop(partitions: Arc<Partitions>, settings: Settings, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(settings.retention.maintenance_interval);
-    tick.tick().await; // the first tick is immediate, and build() already ran one round
+    let mut first = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -198,7 +199,15 @@ async fn maintenance_loop(partitions: Arc<Partitions>, settings: Settings, shutd
         }
         let result = async {
             let mut client = store::connect(&settings.database_url).await?;
-            maintain(&mut client, &partitions, &settings).await
+            // build() already ran the first round's partition work; sealing past days can take
+            // minutes on a large table, so it only ever runs here, in the background.
+            if !std::mem::take(&mut first) {
+                maintain(&mut client, &partitions, &settings).await?;
+            }
+            let today = Timestamp::now().utc_day();
+            let sealed = partitions::seal_before(&client, today).await?;
+            observability::partitions_sealed(&sealed);
+            Ok::<_, store::StoreError>(())
         };
         if let Err(e) = result.await {
             tracing::warn!(error = %e, "maintenance round failed; will retry next interval");

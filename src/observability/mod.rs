@@ -414,6 +414,12 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: std::time::
     histogram!(HTTP_DURATION, "route" => route, "method" => method).record(elapsed.as_secs_f64());
 }
 
+pub fn partitions_sealed(names: &[String]) {
+    for name in names {
+        tracing::info!(partition = %name, "sealed a past day's partition for reading (covering index, vacuum)");
+    }
+}
+
 pub fn partitions_dropped(names: &[String]) {
     counter!(PARTITIONS_DROPPED).increment(names.len() as u64);
     for name in names {
