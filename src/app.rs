@@ -96,7 +96,10 @@ impl Application {
             metrics,
             live,
             readiness,
-            raw_retention_days: settings.retention.raw_days,
+            retention: crate::domain::track::Retention {
+                raw_days: settings.retention.raw_days,
+                hourly_days: settings.retention.hourly_days,
+            },
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await
@@ -235,6 +238,11 @@ async fn maintain(
         .utc_day();
     let dropped = partitions.drop_before(client, oldest_day).await?;
     observability::partitions_dropped(&dropped);
+    let hourly_before = now
+        .plus_secs(-settings.retention.hourly_days * 86_400)
+        .to_datetime();
+    let pruned = store::rollups::prune_hourly(client, hourly_before).await?;
+    observability::hourly_pruned(pruned);
     store::audit::ensure_partitions(client).await?;
     Ok(())
 }

@@ -92,6 +92,8 @@ pub struct IngestSettings {
 #[derive(Debug, Clone)]
 pub struct RetentionSettings {
     pub raw_days: i64,
+    /// Hourly rollups older than this are deleted; daily rollups are kept forever.
+    pub hourly_days: i64,
     pub partitions_ahead_days: i64,
     pub maintenance_interval: Duration,
 }
@@ -134,6 +136,7 @@ impl Settings {
             },
             retention: RetentionSettings {
                 raw_days: env.parse("MERIDIAN_RETENTION_RAW_DAYS", "30")?,
+                hourly_days: env.parse("MERIDIAN_RETENTION_HOURLY_DAYS", "365")?,
                 partitions_ahead_days: env.parse("MERIDIAN_PARTITIONS_AHEAD_DAYS", "3")?,
                 maintenance_interval: Duration::from_secs(
                     env.parse("MERIDIAN_MAINTENANCE_INTERVAL_S", "3600")?,
@@ -202,6 +205,14 @@ impl Settings {
         }
         if self.retention.raw_days < 1 {
             return invalid("MERIDIAN_RETENTION_RAW_DAYS", "must be at least 1");
+        }
+        // A day's raw points leave only once its hours are rolled up; hourly rows must outlive
+        // them, or a 1h track would find neither.
+        if self.retention.hourly_days < self.retention.raw_days {
+            return invalid(
+                "MERIDIAN_RETENTION_HOURLY_DAYS",
+                "must be at least MERIDIAN_RETENTION_RAW_DAYS",
+            );
         }
         Ok(())
     }

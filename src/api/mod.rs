@@ -65,7 +65,7 @@ pub struct AppState {
     pub readiness: Readiness,
     /// How many days raw points are kept (`MERIDIAN_RETENTION_RAW_DAYS`): tracks at raw, 1m
     /// and 5m cannot reach further back.
-    pub raw_retention_days: i64,
+    pub retention: crate::domain::track::Retention,
 }
 
 /// The document's frame; the paths come from the modules' `routes()`, the shared error

@@ -204,7 +204,7 @@ pub async fn track(
         simplify_m: q.simplify_m,
     };
     let client = s.pool.get().await?;
-    let track = history::track(&client, req, Utc::now(), s.raw_retention_days).await?;
+    let track = history::track(&client, req, Utc::now(), s.retention).await?;
     Ok(match q.format.unwrap_or_default() {
         TrackFormat::Json => axum::Json(json_body(id, track)).into_response(),
         TrackFormat::Geojson => (

@@ -7,10 +7,13 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
 
-/// How long hourly rollups are kept. A setting (`MERIDIAN_RETENTION_HOURLY_DAYS`) will replace
-/// this when the rollup job learns to prune; until then it is the design's one year, so a 1h
-/// track older than this answers "only 1d remains" rather than an empty list.
-pub const HOURLY_RETENTION_DAYS: i64 = 365;
+/// How long each source of a track is kept (`MERIDIAN_RETENTION_RAW_DAYS`,
+/// `MERIDIAN_RETENTION_HOURLY_DAYS`); daily rollups are kept forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub raw_days: i64,
+    pub hourly_days: i64,
+}
 
 /// Most raw points one response carries (about 6 MB of JSON): a raw range within its cap can
 /// still hold more when a device reports faster than every few seconds.
@@ -77,10 +80,10 @@ impl Resolution {
 
     /// How far back this resolution's source reaches, in days (`None`: kept forever). Raw,
     /// 1m and 5m read raw points; 1h reads hourly rollups; 1d daily rollups.
-    fn retention_days(self, raw_days: i64) -> Option<i64> {
+    fn retention_days(self, kept: Retention) -> Option<i64> {
         match self {
-            Resolution::Raw | Resolution::Minute | Resolution::FiveMinutes => Some(raw_days),
-            Resolution::Hour => Some(HOURLY_RETENTION_DAYS),
+            Resolution::Raw | Resolution::Minute | Resolution::FiveMinutes => Some(kept.raw_days),
+            Resolution::Hour => Some(kept.hourly_days),
             Resolution::Day => None,
         }
     }
@@ -143,13 +146,13 @@ pub struct TrackRange {
 }
 
 impl TrackRange {
-    /// Checks `[from, to)` at `resolution` as of `now`, with raw points kept `raw_days`.
+    /// Checks `[from, to)` at `resolution` as of `now`, with each source kept as `retention` says.
     pub fn new(
         resolution: Resolution,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         now: DateTime<Utc>,
-        raw_days: i64,
+        retention: Retention,
     ) -> Result<Self, RangeError> {
         if from >= to {
             return Err(RangeError::Empty { from, to });
@@ -165,7 +168,7 @@ impl TrackRange {
             from,
             to,
         };
-        if let Some(kept) = resolution.retention_days(raw_days) {
+        if let Some(kept) = resolution.retention_days(retention) {
             let horizon = now - Duration::days(kept);
             if from < horizon {
                 return Err(RangeError::BeyondRetention {
@@ -174,7 +177,7 @@ impl TrackRange {
                     from,
                     horizon,
                     remaining: Self::coarser_than(resolution)
-                        .filter(|r| range.within_retention(*r, now, raw_days))
+                        .filter(|r| range.within_retention(*r, now, retention))
                         .collect(),
                 });
             }
@@ -197,8 +200,8 @@ impl TrackRange {
         (secs + 86_399) / 86_400
     }
 
-    fn within_retention(&self, r: Resolution, now: DateTime<Utc>, raw_days: i64) -> bool {
-        r.retention_days(raw_days)
+    fn within_retention(&self, r: Resolution, now: DateTime<Utc>, retention: Retention) -> bool {
+        r.retention_days(retention)
             .is_none_or(|kept| self.from >= now - Duration::days(kept))
     }
 
@@ -241,7 +244,16 @@ mod tests {
     const NOW: &str = "2026-12-02T15:20:00Z";
 
     fn range(r: Resolution, from: &str, to: &str) -> Result<TrackRange, RangeError> {
-        TrackRange::new(r, at(from), at(to), at(NOW), 30)
+        TrackRange::new(
+            r,
+            at(from),
+            at(to),
+            at(NOW),
+            Retention {
+                raw_days: 30,
+                hourly_days: 365,
+            },
+        )
     }
 
     #[test]

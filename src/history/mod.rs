@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use deadpool_postgres::ClientWrapper;
 use uuid::Uuid;
 
-use crate::domain::track::{RangeError, Resolution, TrackRange, MAX_POINTS};
+use crate::domain::track::{RangeError, Resolution, Retention, TrackRange, MAX_POINTS};
 use crate::store::track::{self, TrackPoint};
 use crate::store::{fleet, StoreError};
 
@@ -45,19 +45,19 @@ pub enum HistoryError {
     Store(#[from] StoreError),
 }
 
-/// The track `req` asks for, as of `now`, with raw points kept `raw_days`.
+/// The track `req` asks for, as of `now`, with each source kept as `retention` says.
 pub async fn track(
     c: &ClientWrapper,
     req: TrackRequest,
     now: DateTime<Utc>,
-    raw_days: i64,
+    retention: Retention,
 ) -> Result<Track, HistoryError> {
     if req.simplify_m.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
         return Err(HistoryError::Tolerance);
     }
-    let range = TrackRange::new(req.resolution, req.from, req.to, now, raw_days)?;
+    let range = TrackRange::new(req.resolution, req.from, req.to, now, retention)?;
     // Retention drops whole days: raw points are kept from the start of that UTC day.
-    let raw_floor = (now - Duration::days(raw_days))
+    let raw_floor = (now - Duration::days(retention.raw_days))
         .duration_trunc(Duration::days(1))
         .unwrap_or(now);
     let limit = MAX_POINTS as i64 + 1;

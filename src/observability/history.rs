@@ -70,6 +70,12 @@ pub fn rollup_late_folded(f: &Folded) {
     }
 }
 
+pub fn hourly_pruned(rows: u64) {
+    if rows > 0 {
+        tracing::info!(rows, "deleted hourly rollups past their retention");
+    }
+}
+
 pub fn rollup_lag(seconds: f64) {
     gauge!(ROLLUP_LAG).set(seconds);
 }

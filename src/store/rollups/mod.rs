@@ -15,7 +15,10 @@
 //! nodes never write one vehicle's rows from different snapshots. Ingest takes none of these
 //! locks, and the job holds only row locks on rollup tables: it never blocks a writer.
 
+mod prune;
 mod sql;
+
+pub use prune::prune_hourly;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -136,3 +136,44 @@ async fn dropping_a_day_never_holds_ingest_up_behind_a_long_reader() {
     let dropped = retention.await.unwrap().unwrap();
     assert_eq!(dropped, vec![partitions::name_of(day_number)]);
 }
+
+#[tokio::test]
+async fn hourly_rows_past_their_retention_go_and_daily_rows_stay() {
+    let app = app().await;
+    let vehicle = fleet(&app, 1).await[0].0;
+    let today = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+    let points: Vec<Pt> = [40, 20]
+        .iter()
+        .flat_map(|&days_ago| {
+            (0..3).map(move |h| Pt {
+                vehicle,
+                ts: today - TimeDelta::days(days_ago) + TimeDelta::hours(h),
+                lon: 10.0,
+                lat: 59.0 + h as f64 * 1e-3,
+                speed: None,
+                fuel: None,
+            })
+        })
+        .collect();
+    insert(&app.db, &app.db_url, &points).await;
+    run_until_idle(&app.db_url).await;
+    assert_eq!(app.count("SELECT count(*) FROM telemetry_hourly").await, 6);
+
+    let client = meridian::store::connect(&app.db_url).await.unwrap();
+    let pruned = meridian::store::rollups::prune_hourly(&client, today - TimeDelta::days(30))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 3, "the hours 40 days back");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM telemetry_hourly WHERE bucket >= now() - interval '21 days'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM telemetry_daily").await,
+        2,
+        "daily rows are kept"
+    );
+}
