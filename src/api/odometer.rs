@@ -75,12 +75,21 @@ pub async fn odometer(
 ) -> Result<Json<OdometerBody>, ApiError> {
     caller.require(Role::READERS)?;
     let to = q.to.unwrap_or_else(Utc::now);
-    let from = q.from.unwrap_or(to - TimeDelta::days(DEFAULT_DAYS));
+    let from = q
+        .from
+        .or_else(|| to.checked_sub_signed(TimeDelta::days(DEFAULT_DAYS)))
+        .ok_or_else(|| ApiError::Invalid("`to` is too early to count 30 days back from".into()))?;
     if from >= to {
         return Err(ApiError::Invalid("`from` must be before `to`".into()));
     }
     let from = rollups::day_of(from);
-    let to = rollups::day_of(to - TimeDelta::microseconds(1)) + TimeDelta::days(1);
+    let to = to
+        .checked_sub_signed(TimeDelta::microseconds(1))
+        .map(rollups::day_of)
+        .and_then(|d| d.checked_add_signed(TimeDelta::days(1)))
+        .ok_or_else(|| {
+            ApiError::Invalid("`to` is past the last day this API can express".into())
+        })?;
     if (to - from).num_days() > MAX_DAYS {
         return Err(ApiError::Unprocessable {
             code: "range_too_large",

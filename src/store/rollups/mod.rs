@@ -23,7 +23,7 @@ pub use prune::prune_hourly;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
@@ -45,14 +45,14 @@ const VEHICLE_LOCK_CLASS: i32 = 0x7276; // "rv"
 
 /// One hour, as the tables hold it (the hour's start, UTC).
 pub fn hour_of(ts: DateTime<Utc>) -> DateTime<Utc> {
-    ts.duration_trunc(TimeDelta::hours(1))
-        .expect("an hour divides any timestamp")
+    // Whole seconds, not `duration_trunc`: that counts nanoseconds and fails past 2262.
+    let secs = ts.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(3_600), 0).unwrap_or(ts)
 }
 
 /// One UTC day (its midnight).
 pub fn day_of(ts: DateTime<Utc>) -> DateTime<Utc> {
-    ts.duration_trunc(TimeDelta::days(1))
-        .expect("a day divides any timestamp")
+    ts.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 /// In the writer's transaction: marks these (vehicle, hour) pairs late when their hour has
@@ -399,5 +399,27 @@ mod tests {
             .with_timezone(&Utc);
         assert_eq!(hour_of(ts).to_rfc3339(), "2026-12-02T22:00:00+00:00");
         assert_eq!(day_of(ts).to_rfc3339(), "2026-12-02T00:00:00+00:00");
+    }
+
+    #[test]
+    fn truncation_holds_at_the_ends_of_what_rfc_3339_can_write() {
+        for (raw, hour, day) in [
+            (
+                "9999-12-31T23:59:59.999999Z",
+                "9999-12-31T23:00:00+00:00",
+                "9999-12-31T00:00:00+00:00",
+            ),
+            (
+                "0000-01-01T00:30:00Z",
+                "0000-01-01T00:00:00+00:00",
+                "0000-01-01T00:00:00+00:00",
+            ),
+        ] {
+            let ts = DateTime::parse_from_rfc3339(raw)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert_eq!(hour_of(ts).to_rfc3339(), hour);
+            assert_eq!(day_of(ts).to_rfc3339(), day);
+        }
     }
 }
