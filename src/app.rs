@@ -96,6 +96,7 @@ impl Application {
             live,
             readiness,
             raw_retention_days: settings.retention.raw_days,
+            exports: crate::api::export_slots(),
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await

@@ -8,6 +8,7 @@ mod contract;
 mod dispatches;
 mod drivers;
 mod error;
+mod export;
 mod extract;
 mod geofences;
 mod health;
@@ -40,6 +41,7 @@ use utoipa_axum::routes;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use export::slots as export_slots;
 
 use crate::dispatch::Desk;
 use crate::ingest::mqtt::BrokerStatus;
@@ -65,6 +67,8 @@ pub struct AppState {
     /// How many days raw points are kept (`MERIDIAN_RETENTION_RAW_DAYS`): tracks at raw, 1m
     /// and 5m cannot reach further back.
     pub raw_retention_days: i64,
+    /// Slots for fleet history exports, each of which holds a pooled connection while it streams.
+    pub exports: export::ExportSlots,
 }
 
 /// The document's frame; the paths come from the modules' `routes()`, the shared error
@@ -107,6 +111,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(shifts::routes())
         .merge(positions::routes())
         .merge(track::routes())
+        .merge(export::routes())
         .merge(geofences::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())

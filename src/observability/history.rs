@@ -16,6 +16,9 @@ pub const ROLLUP_ENTRIES_CORRECTED: &str = "meridian_rollup_entry_steps_correcte
 pub const ROLLUP_LATE_DELAY: &str = "meridian_rollup_late_fold_delay_seconds";
 pub const ROLLUP_LAG: &str = "meridian_rollup_lag_seconds";
 pub const ROLLUP_ERRORS: &str = "meridian_rollup_errors_total";
+pub const EXPORTS: &str = "meridian_history_exports_total";
+pub const EXPORT_ROWS: &str = "meridian_history_export_rows_total";
+pub const EXPORTS_CANCELLED: &str = "meridian_history_export_queries_cancelled_total";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -51,6 +54,20 @@ pub(super) fn describe() {
         "Seconds from the end of the newest closed hour to now (an hour closes 120 s after it ends)"
     );
     describe_counter!(ROLLUP_ERRORS, "Rollup rounds that failed (retried)");
+    describe_counter!(
+        EXPORTS,
+        "Fleet history exports ended, by outcome: complete, failed (a database error after the \
+         headers: the response is cut short) or disconnected (the client left first)"
+    );
+    describe_counter!(
+        EXPORT_ROWS,
+        "Rollup rows streamed by fleet history exports, by resolution and format"
+    );
+    describe_counter!(
+        EXPORTS_CANCELLED,
+        "Export queries cancelled on the server after their client disconnected, by how the \
+         statement ended (query_canceled, or completed when the cancel came too late)"
+    );
 }
 
 pub fn rollup_hour_closed(points: u64, took: Duration) {
@@ -77,4 +94,26 @@ pub fn rollup_lag(seconds: f64) {
 pub fn rollup_failed(error: &dyn std::fmt::Display) {
     counter!(ROLLUP_ERRORS).increment(1);
     tracing::warn!(%error, "rollup round failed; will retry");
+}
+
+/// One export's end: its outcome and the rows it sent (counted once per export, not per row).
+pub fn export_ended(
+    outcome: &'static str,
+    resolution: &'static str,
+    format: &'static str,
+    rows: u64,
+) {
+    counter!(EXPORTS, "outcome" => outcome).increment(1);
+    counter!(EXPORT_ROWS, "resolution" => resolution, "format" => format).increment(rows);
+}
+
+/// The server ended an abandoned export's statement after its cancel request; `code` is the
+/// statement's error (`57014` when the cancel landed), `None` when it had completed anyway.
+pub fn export_cancelled(code: Option<&tokio_postgres::error::SqlState>) {
+    let ended = match code {
+        Some(c) if *c == tokio_postgres::error::SqlState::QUERY_CANCELED => "query_canceled",
+        Some(_) => "error",
+        None => "completed",
+    };
+    counter!(EXPORTS_CANCELLED, "ended" => ended).increment(1);
 }
