@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,8 +38,14 @@ pub fn slots() -> ExportSlots {
     Arc::new(Semaphore::new(MAX_EXPORTS))
 }
 
+/// gzip at its fastest level for exports: the router's default level compresses a CSV export
+/// at ~20 MB/s on one core, a quarter of the rate rows leave the database; the fastest level is
+/// several times quicker for a somewhat larger file. The router's own layer passes a response
+/// that already carries `Content-Encoding` through untouched.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(history))
+    OpenApiRouter::new()
+        .routes(routes!(history))
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
 }
 
 /// `1h`: rows of `telemetry_hourly`; `1d`: rows of `telemetry_daily`.
