@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
+use crate::store::export::Cancelled;
 use crate::store::rollups::Folded;
 
 pub const ROLLUP_HOURS_CLOSED: &str = "meridian_rollup_hours_closed_total";
@@ -66,7 +67,8 @@ pub(super) fn describe() {
     describe_counter!(
         EXPORTS_CANCELLED,
         "Export queries cancelled on the server after their client disconnected, by how the \
-         statement ended (query_canceled, or completed when the cancel came too late)"
+         statement ended: query_canceled, completed (the cancel came too late), error, or \
+         connection_closed (no clean end in time: the connection was closed, not pooled)"
     );
 }
 
@@ -107,13 +109,13 @@ pub fn export_ended(
     counter!(EXPORT_ROWS, "resolution" => resolution, "format" => format).increment(rows);
 }
 
-/// The server ended an abandoned export's statement after its cancel request; `code` is the
-/// statement's error (`57014` when the cancel landed), `None` when it had completed anyway.
-pub fn export_cancelled(code: Option<&tokio_postgres::error::SqlState>) {
-    let ended = match code {
-        Some(c) if *c == tokio_postgres::error::SqlState::QUERY_CANCELED => "query_canceled",
-        Some(_) => "error",
-        None => "completed",
+/// How an abandoned export's statement ended after its cancel request.
+pub fn export_cancelled(how: Cancelled) {
+    let ended = match how {
+        Cancelled::QueryCanceled => "query_canceled",
+        Cancelled::Completed => "completed",
+        Cancelled::Error => "error",
+        Cancelled::ConnectionClosed => "connection_closed",
     };
     counter!(EXPORTS_CANCELLED, "ended" => ended).increment(1);
 }

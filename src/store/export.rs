@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use futures_util::Stream;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, RowStream};
 use uuid::Uuid;
@@ -113,12 +114,28 @@ pub async fn unknown_vehicles(client: &Object, ids: &VehicleIds) -> Result<Vec<U
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// How an abandoned export's statement ended after its cancel request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The cancel landed (`57014 query_canceled`).
+    QueryCanceled,
+    /// The statement had completed before the cancel arrived.
+    Completed,
+    /// It ended with another error.
+    Error,
+    /// The cancel could not be sent or the statement did not end in time: the connection
+    /// was closed instead of returned to the pool.
+    ConnectionClosed,
+}
+
 /// Starts the export's query on `client` and returns its rows as a stream that owns `client`.
-/// Errors in starting it (planning, binding) are returned here, before any row.
+/// Errors in starting it (planning, binding) are returned here, before any row. `on_cancel`
+/// hears how a cancelled statement ended (metrics live above this layer).
 pub async fn rows(
     client: Object,
     range: &ExportRange,
     vehicles: Option<&VehicleIds>,
+    on_cancel: fn(Cancelled),
 ) -> Result<RollupStream, StoreError> {
     let sql = statement(range, vehicles.is_some());
     let ids = vehicles.map(VehicleIds::as_slice);
@@ -131,6 +148,7 @@ pub async fn rows(
         rows: Some(Box::pin(rows)),
         client: Some(client),
         finished: false,
+        on_cancel,
     })
 }
 
@@ -140,6 +158,7 @@ pub struct RollupStream {
     client: Option<Object>,
     /// The server ended the statement (last row or an error): nothing left to cancel.
     finished: bool,
+    on_cancel: fn(Cancelled),
 }
 
 impl Stream for RollupStream {
@@ -186,29 +205,33 @@ impl Drop for RollupStream {
             drop(Object::take(client));
             return;
         };
-        runtime.spawn(cancel(client, rows));
+        runtime.spawn(cancel(client, rows, self.on_cancel));
     }
 }
 
-async fn cancel(client: Object, mut rows: Pin<Box<RowStream>>) {
+async fn cancel(client: Object, mut rows: Pin<Box<RowStream>>, on_cancel: fn(Cancelled)) {
     use futures_util::StreamExt;
     let token = client.cancel_token();
     let sent = token.cancel_query(NoTls).await;
     let ended = tokio::time::timeout(CANCEL_GRACE, async {
         while let Some(next) = rows.next().await {
             if let Err(e) = next {
-                return e.code().cloned();
+                return match e.code() {
+                    Some(c) if *c == SqlState::QUERY_CANCELED => Cancelled::QueryCanceled,
+                    _ => Cancelled::Error,
+                };
             }
         }
-        None
+        Cancelled::Completed
     })
     .await;
     match (&sent, ended) {
-        (Ok(()), Ok(code)) => crate::observability::export_cancelled(code.as_ref()),
+        (Ok(()), Ok(how)) => on_cancel(how),
         (_, result) => {
             tracing::warn!(cancel = ?sent.err(), timed_out = result.is_err(),
                 "an abandoned export did not end cleanly; closing its connection");
             drop(Object::take(client));
+            on_cancel(Cancelled::ConnectionClosed);
         }
     }
 }

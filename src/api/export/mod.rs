@@ -157,7 +157,13 @@ pub async fn history(
             )));
         }
     }
-    let rows = export::rows(client, &range, vehicles.as_ref()).await?;
+    let rows = export::rows(
+        client,
+        &range,
+        vehicles.as_ref(),
+        crate::observability::export_cancelled,
+    )
+    .await?;
     let format = match q.format.unwrap_or_default() {
         ExportFormat::Csv => Format::Csv,
         ExportFormat::Ndjson => Format::Ndjson,
