@@ -130,15 +130,7 @@ pub async fn history(
     };
     let range =
         ExportRange::new(rollup, q.from, q.to).map_err(crate::history::HistoryError::from)?;
-    let vehicles = q
-        .vehicle_ids
-        .as_deref()
-        .map(VehicleIds::parse)
-        .transpose()
-        .map_err(|e| match e {
-            VehicleIdsError::TooMany(_) => ApiError::Invalid(e.to_string()),
-            _ => ApiError::BadRequest(e.to_string()),
-        })?;
+    let vehicles = q.vehicle_ids.as_deref().map(parse_ids).transpose()?;
     let permit = s.exports.clone().try_acquire_owned().map_err(|_| {
         ApiError::Unavailable(format!(
             "this node already streams {MAX_EXPORTS} exports; retry when one ends"
@@ -147,14 +139,8 @@ pub async fn history(
     let client = s.pool.get().await?;
     if let Some(ids) = &vehicles {
         let unknown = export::unknown_vehicles(&client, ids).await?;
-        if let Some(first) = unknown.first() {
-            return Err(ApiError::NotFound(format!(
-                "vehicle_ids: no vehicle {first}{}",
-                match unknown.len() {
-                    1 => String::new(),
-                    n => format!(" (and {} more unknown ids)", n - 1),
-                }
-            )));
+        if !unknown.is_empty() {
+            return Err(no_such_vehicles(&unknown));
         }
     }
     let rows = export::rows(
@@ -172,7 +158,7 @@ pub async fn history(
         Format::Csv => ("text/csv", "csv"),
         Format::Ndjson => ("application/x-ndjson", "ndjson"),
     };
-    let stamp = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ");
     let filename = format!(
         "attachment; filename=\"history-{resolution}-{}-{}.{ext}\"",
         stamp(range.from),
@@ -187,4 +173,21 @@ pub async fn history(
         body,
     )
         .into_response())
+}
+
+/// A malformed id list is a 400 naming the item; too many ids a 422.
+fn parse_ids(list: &str) -> Result<VehicleIds, ApiError> {
+    VehicleIds::parse(list).map_err(|e| match e {
+        VehicleIdsError::TooMany(_) => ApiError::Invalid(e.to_string()),
+        _ => ApiError::BadRequest(e.to_string()),
+    })
+}
+
+/// The 404 for ids that are no vehicle: the first named, the rest counted.
+fn no_such_vehicles(unknown: &[uuid::Uuid]) -> ApiError {
+    let more = match unknown.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more unknown ids)", n - 1),
+    };
+    ApiError::NotFound(format!("vehicle_ids: no vehicle {}{more}", unknown[0]))
 }
