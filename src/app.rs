@@ -100,6 +100,7 @@ impl Application {
                 raw_days: settings.retention.raw_days,
                 hourly_days: settings.retention.hourly_days,
             },
+            exports: crate::api::export_slots(),
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await

@@ -8,6 +8,7 @@ mod contract;
 mod dispatches;
 mod drivers;
 mod error;
+mod export;
 mod extract;
 mod geofences;
 mod health;
@@ -41,6 +42,7 @@ use utoipa_axum::routes;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use export::slots as export_slots;
 
 use crate::dispatch::Desk;
 use crate::ingest::mqtt::BrokerStatus;
@@ -66,6 +68,8 @@ pub struct AppState {
     /// How many days raw points are kept (`MERIDIAN_RETENTION_RAW_DAYS`): tracks at raw, 1m
     /// and 5m cannot reach further back.
     pub retention: crate::domain::track::Retention,
+    /// Slots for fleet history exports, each of which holds a pooled connection while it streams.
+    pub exports: export::ExportSlots,
 }
 
 /// The document's frame; the paths come from the modules' `routes()`, the shared error
@@ -109,6 +113,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(positions::routes())
         .merge(track::routes())
         .merge(odometer::routes())
+        .merge(export::routes())
         .merge(geofences::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())

@@ -2,6 +2,7 @@
 //! simulator all validate through these, so a rule lives in exactly one place.
 
 pub mod alert;
+pub mod export;
 mod external_id;
 pub mod geofence;
 mod money;

@@ -21,6 +21,8 @@ impl Role {
     pub const WRITERS: &'static [Role] = &[Role::Dispatcher];
     /// Reads fleet, shifts, positions and geofences.
     pub const READERS: &'static [Role] = &[Role::Dispatcher, Role::Analyst];
+    /// Reads history in bulk (fleet exports): analysts, not the dispatch desk.
+    pub const ANALYSTS: &'static [Role] = &[Role::Analyst];
     /// Administration (API keys): admin only.
     pub const ADMINS: &'static [Role] = &[];
 

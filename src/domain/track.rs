@@ -157,12 +157,7 @@ impl TrackRange {
         if from >= to {
             return Err(RangeError::Empty { from, to });
         }
-        let (from, to) = match resolution.bucket() {
-            None => (from, to),
-            // RFC 3339 has four-digit years: a last bucket that would end in year 10000 ends
-            // at the last representable instant instead.
-            Some(width) => (floor(from, width), ceil(to, width).min(last_instant())),
-        };
+        let (from, to) = whole_buckets(resolution, from, to);
         let range = Self {
             resolution,
             from,
@@ -209,6 +204,20 @@ impl TrackRange {
         Resolution::ALL
             .into_iter()
             .filter(move |c| *c as u8 > r as u8)
+    }
+}
+
+/// `[from, to)` widened to whole buckets of `resolution` (raw: as asked).
+pub(crate) fn whole_buckets(
+    resolution: Resolution,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    match resolution.bucket() {
+        None => (from, to),
+        // RFC 3339 has four-digit years: a last bucket that would end in year 10000 ends
+        // at the last representable instant instead.
+        Some(width) => (floor(from, width), ceil(to, width).min(last_instant())),
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
+use crate::store::export::Cancelled;
 use crate::store::rollups::Folded;
 
 pub const ROLLUP_HOURS_CLOSED: &str = "meridian_rollup_hours_closed_total";
@@ -16,6 +17,9 @@ pub const ROLLUP_ENTRIES_CORRECTED: &str = "meridian_rollup_entry_steps_correcte
 pub const ROLLUP_LATE_DELAY: &str = "meridian_rollup_late_fold_delay_seconds";
 pub const ROLLUP_LAG: &str = "meridian_rollup_lag_seconds";
 pub const ROLLUP_ERRORS: &str = "meridian_rollup_errors_total";
+pub const EXPORTS: &str = "meridian_history_exports_total";
+pub const EXPORT_ROWS: &str = "meridian_history_export_rows_total";
+pub const EXPORTS_CANCELLED: &str = "meridian_history_export_queries_cancelled_total";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -51,6 +55,21 @@ pub(super) fn describe() {
         "Seconds from the end of the newest closed hour to now (an hour closes 120 s after it ends)"
     );
     describe_counter!(ROLLUP_ERRORS, "Rollup rounds that failed (retried)");
+    describe_counter!(
+        EXPORTS,
+        "Fleet history exports ended, by outcome: complete, failed (a database error after the \
+         headers: the response is cut short) or disconnected (the client left first)"
+    );
+    describe_counter!(
+        EXPORT_ROWS,
+        "Rollup rows streamed by fleet history exports, by resolution and format"
+    );
+    describe_counter!(
+        EXPORTS_CANCELLED,
+        "Export queries cancelled on the server after their client disconnected, by how the \
+         statement ended: query_canceled, completed (the cancel came too late), error, or \
+         connection_closed (no clean end in time: the connection was closed, not pooled)"
+    );
 }
 
 pub fn rollup_hour_closed(points: u64, took: Duration) {
@@ -83,4 +102,26 @@ pub fn rollup_lag(seconds: f64) {
 pub fn rollup_failed(error: &dyn std::fmt::Display) {
     counter!(ROLLUP_ERRORS).increment(1);
     tracing::warn!(%error, "rollup round failed; will retry");
+}
+
+/// One export's end: its outcome and the rows it sent (counted once per export, not per row).
+pub fn export_ended(
+    outcome: &'static str,
+    resolution: &'static str,
+    format: &'static str,
+    rows: u64,
+) {
+    counter!(EXPORTS, "outcome" => outcome).increment(1);
+    counter!(EXPORT_ROWS, "resolution" => resolution, "format" => format).increment(rows);
+}
+
+/// How an abandoned export's statement ended after its cancel request.
+pub fn export_cancelled(how: Cancelled) {
+    let ended = match how {
+        Cancelled::QueryCanceled => "query_canceled",
+        Cancelled::Completed => "completed",
+        Cancelled::Error => "error",
+        Cancelled::ConnectionClosed => "connection_closed",
+    };
+    counter!(EXPORTS_CANCELLED, "ended" => ended).increment(1);
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod copy;
 pub mod dead_letters;
 pub mod dispatches;
+pub mod export;
 pub mod fleet;
 pub mod geofences;
 pub mod jobs;

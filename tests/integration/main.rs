@@ -16,6 +16,7 @@ mod geodesy;
 mod geofences;
 mod health;
 mod helpers;
+mod history_export;
 mod ingest;
 mod live_updates;
 mod maintenance;
