@@ -3,6 +3,7 @@
 //! (a reason code, never a vehicle id). Ingest emits per batch, not per message.
 
 mod history;
+mod live;
 
 use std::sync::OnceLock;
 
@@ -13,6 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 pub use history::*;
+pub use live::*;
 
 pub const MESSAGES_RECEIVED: &str = "meridian_ingest_messages_received_total";
 pub const MESSAGES_REDELIVERED: &str = "meridian_ingest_messages_redelivered_total";
@@ -38,18 +40,6 @@ pub const CLOSED_BY_BROKER: &str = "meridian_mqtt_closed_by_broker_total";
 pub const HTTP_REQUESTS: &str = "meridian_http_requests_total";
 pub const HTTP_DURATION: &str = "meridian_http_request_duration_seconds";
 pub const PARTITIONS_DROPPED: &str = "meridian_store_partitions_dropped_total";
-pub const LIVE_CANDIDATES: &str = "meridian_live_index_candidates";
-pub const LIVE_REBUILD_DURATION: &str = "meridian_live_index_rebuild_duration_seconds";
-pub const LIVE_AVAILABILITY_RELOADS: &str = "meridian_live_availability_reloads_total";
-pub const LIVE_REFRESHES: &str = "meridian_live_refreshes_total";
-pub const LIVE_REFRESHED_IDS: &str = "meridian_live_refreshed_ids_total";
-pub const LIVE_POSITIONS_APPLIED: &str = "meridian_live_positions_applied_total";
-pub const LIVE_UPDATE_DURATION: &str = "meridian_live_index_update_duration_seconds";
-pub const LIVE_LISTENING: &str = "meridian_live_listen_connected";
-pub const DISPATCHES: &str = "meridian_dispatch_outcomes_total";
-pub const DISPATCH_CANDIDATES_TRIED: &str = "meridian_dispatch_candidates_tried";
-pub const QUEUE_EXPIRED: &str = "meridian_dispatch_queue_expired_total";
-pub const QUEUE_DRAIN_DURATION: &str = "meridian_dispatch_queue_drain_duration_seconds";
 pub const NOT_READY: &str = "meridian_readiness_failures_total";
 pub const NOT_READY_NOW: &str = "meridian_readiness_failing";
 
@@ -134,6 +124,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 fn describe() {
     history::describe();
+    live::describe();
     describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");
     describe_counter!(
         MESSAGES_REDELIVERED,
@@ -213,59 +204,6 @@ fn describe() {
         CLOSED_BY_BROKER,
         "Established MQTT connections the broker closed, by how: session_taken_over (another \
          connection with our client id) or closed_without_reason (Mosquitto 2.0 on a takeover)"
-    );
-    describe_gauge!(
-        LIVE_CANDIDATES,
-        "Shifts of available drivers with a position, in this node's live index"
-    );
-    describe_histogram!(
-        LIVE_REBUILD_DURATION,
-        Unit::Seconds,
-        "Time of a full reload of the live index (read availability, build the tree)"
-    );
-    describe_counter!(
-        LIVE_AVAILABILITY_RELOADS,
-        "Full reloads of driver availability: at start, after a lost connection, and when \
-         drivers, shifts or vehicles change"
-    );
-    describe_counter!(
-        LIVE_REFRESHES,
-        "Re-reads of the availability of named drivers and vehicles only (dispatches, \
-         maintenance), each replacing their candidates in place"
-    );
-    describe_counter!(
-        LIVE_REFRESHED_IDS,
-        "Drivers and vehicles re-read by per-driver refreshes, by kind"
-    );
-    describe_counter!(
-        LIVE_POSITIONS_APPLIED,
-        "Positions that moved candidates of the live index in place"
-    );
-    describe_histogram!(
-        LIVE_UPDATE_DURATION,
-        Unit::Seconds,
-        "Time the live index's write lock is held for one run of in-place edits (at most 64)"
-    );
-    describe_gauge!(
-        LIVE_LISTENING,
-        "1 while this node hears change notifications (API keys are cached only then)"
-    );
-    describe_counter!(
-        DISPATCHES,
-        "Dispatch decisions, by outcome: nearest, named, drained (from the queue) or queued"
-    );
-    describe_histogram!(
-        DISPATCH_CANDIDATES_TRIED,
-        "Candidates the database re-checked per dispatch decision, by outcome"
-    );
-    describe_counter!(
-        QUEUE_EXPIRED,
-        "Queued jobs cancelled because their time window ended"
-    );
-    describe_histogram!(
-        QUEUE_DRAIN_DURATION,
-        Unit::Seconds,
-        "Time of one walk of the dispatch queue by this node"
     );
     describe_counter!(
         NOT_READY,
@@ -425,48 +363,6 @@ pub fn partitions_dropped(names: &[String]) {
     for name in names {
         tracing::info!(partition = %name, "dropped telemetry partition past raw retention");
     }
-}
-
-/// A full reload of availability (start, lost connection, admin tables changed).
-pub fn live_reloaded(candidates: usize, elapsed: std::time::Duration) {
-    counter!(LIVE_AVAILABILITY_RELOADS).increment(1);
-    gauge!(LIVE_CANDIDATES).set(candidates as f64);
-    histogram!(LIVE_REBUILD_DURATION).record(elapsed.as_secs_f64());
-}
-
-/// A re-read of the named drivers and vehicles only (dispatches, maintenance).
-pub fn live_refreshed(drivers: usize, vehicles: usize) {
-    counter!(LIVE_REFRESHES).increment(1);
-    counter!(LIVE_REFRESHED_IDS, "kind" => "driver").increment(drivers as u64);
-    counter!(LIVE_REFRESHED_IDS, "kind" => "vehicle").increment(vehicles as u64);
-}
-
-/// One batch of in-place edits applied.
-pub fn live_updated(candidates: usize, positions_moved: u64) {
-    gauge!(LIVE_CANDIDATES).set(candidates as f64);
-    counter!(LIVE_POSITIONS_APPLIED).increment(positions_moved);
-}
-
-/// One hold of the live index's write lock.
-pub fn live_locked(elapsed: std::time::Duration) {
-    histogram!(LIVE_UPDATE_DURATION).record(elapsed.as_secs_f64());
-}
-
-/// One dispatch decision: `outcome` is `nearest`, `named`, `drained` or `queued`; `tried` is
-/// how many candidates the database re-checked for it (more than one means lost races or a
-/// stale index).
-pub fn dispatch_attempts(outcome: &'static str, tried: usize) {
-    counter!(DISPATCHES, "outcome" => outcome).increment(1);
-    histogram!(DISPATCH_CANDIDATES_TRIED, "outcome" => outcome).record(tried as f64);
-}
-
-pub fn queue_drained(expired: i64, elapsed: std::time::Duration) {
-    counter!(QUEUE_EXPIRED).increment(expired.max(0) as u64);
-    histogram!(QUEUE_DRAIN_DURATION).record(elapsed.as_secs_f64());
-}
-
-pub fn live_listening(up: bool) {
-    gauge!(LIVE_LISTENING).set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn not_ready(check: &'static str, reason: &str) {
