@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::extract::{Path, Query};
 use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
+use crate::domain::track::{whole_buckets, Resolution};
 use crate::domain::Role;
-use crate::store::{fleet, odometer, rollups};
+use crate::store::{fleet, odometer};
 
 /// Longest range one request may cover.
 const MAX_DAYS: i64 = 3_660;
@@ -82,14 +83,7 @@ pub async fn odometer(
     if from >= to {
         return Err(ApiError::Invalid("`from` must be before `to`".into()));
     }
-    let from = rollups::day_of(from);
-    let to = to
-        .checked_sub_signed(TimeDelta::microseconds(1))
-        .map(rollups::day_of)
-        .and_then(|d| d.checked_add_signed(TimeDelta::days(1)))
-        .ok_or_else(|| {
-            ApiError::Invalid("`to` is past the last day this API can express".into())
-        })?;
+    let (from, to) = whole_buckets(Resolution::Day, from, to);
     if (to - from).num_days() > MAX_DAYS {
         return Err(ApiError::Unprocessable {
             code: "range_too_large",

@@ -227,7 +227,10 @@ fn last_instant() -> DateTime<Utc> {
         .expect("a valid instant")
 }
 
-fn floor(t: DateTime<Utc>, width: TimeDelta) -> DateTime<Utc> {
+/// The start of the `width` bucket (a whole number of microseconds, counted from the Unix
+/// epoch: hours and UTC days) that holds `t`; exact to year 9999, unlike chrono's
+/// `duration_trunc`, which counts nanoseconds and fails past 2262.
+pub fn floor(t: DateTime<Utc>, width: TimeDelta) -> DateTime<Utc> {
     let w = width.num_microseconds().expect("bucket widths are small");
     let us = t.timestamp_micros();
     DateTime::from_timestamp_micros(us - us.rem_euclid(w)).unwrap_or(t)

@@ -31,6 +31,7 @@ use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::track::floor;
 
 /// How long after its end an hour is closed. Points arriving later than this are late. A
 /// protocol constant, not a setting: writers and jobs on every node must agree on it.
@@ -47,14 +48,12 @@ const VEHICLE_LOCK_CLASS: i32 = 0x7276; // "rv"
 
 /// One hour, as the tables hold it (the hour's start, UTC).
 pub fn hour_of(ts: DateTime<Utc>) -> DateTime<Utc> {
-    // Whole seconds, not `duration_trunc`: that counts nanoseconds and fails past 2262.
-    let secs = ts.timestamp();
-    DateTime::from_timestamp(secs - secs.rem_euclid(3_600), 0).unwrap_or(ts)
+    floor(ts, TimeDelta::hours(1))
 }
 
 /// One UTC day (its midnight).
 pub fn day_of(ts: DateTime<Utc>) -> DateTime<Utc> {
-    ts.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
+    floor(ts, TimeDelta::days(1))
 }
 
 /// In the writer's transaction: marks these (vehicle, hour) pairs late when their hour has
