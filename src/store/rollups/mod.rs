@@ -148,35 +148,74 @@ pub async fn close_next_hour(client: &mut Client) -> Result<Close, StoreError> {
         return Ok(Close::WritersInFlight);
     }
     let started = Instant::now();
-    tune(&tx).await?;
-    let rows = tx.query(sql::hour().as_str(), &[&bucket]).await?;
-    let points: i64 = rows.iter().map(|r| i64::from(r.get::<_, i32>(2))).sum();
+    let hour = aggregate_hour(&tx, bucket).await?;
     let day_closed = bucket + TimeDelta::hours(1) == day_of(bucket) + TimeDelta::days(1);
     let mut alerts_raised = 0;
     if day_closed {
         tx.execute(sql::day().as_str(), &[&day_of(bucket)]).await?;
         alerts_raised = raise_maintenance_due(&tx).await?;
     }
-    let took = started.elapsed();
+    let closed = record_hour(&tx, bucket, &hour, started.elapsed()).await?;
+    tx.commit().await?;
+    Ok(Close::Closed(ClosedHour {
+        day_closed,
+        alerts_raised,
+        ..closed
+    }))
+}
+
+/// Every vehicle's hourly row of `bucket`, from raw points (`sql::hour`).
+struct HourRows {
+    vehicles: Vec<Uuid>,
+    buckets: Vec<DateTime<Utc>>,
+    points: i64,
+}
+
+async fn aggregate_hour(
+    tx: &Transaction<'_>,
+    bucket: DateTime<Utc>,
+) -> Result<HourRows, StoreError> {
+    tune(tx).await?;
+    let rows = tx.query(sql::hour().as_str(), &[&bucket]).await?;
+    let points = rows.iter().map(|r| i64::from(r.get::<_, i32>(2))).sum();
+    let (vehicles, buckets) = rows
+        .iter()
+        .map(|r| (r.get::<_, Uuid>(0), r.get::<_, DateTime<Utc>>(1)))
+        .unzip();
+    Ok(HourRows {
+        vehicles,
+        buckets,
+        points,
+    })
+}
+
+/// Records `bucket` as rolled up in `rollup_hours` (again, for a rebuild).
+async fn record_hour(
+    tx: &Transaction<'_>,
+    bucket: DateTime<Utc>,
+    hour: &HourRows,
+    took: Duration,
+) -> Result<ClosedHour, StoreError> {
     tx.execute(
-        "INSERT INTO rollup_hours (bucket, points, vehicles, took_ms) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO rollup_hours (bucket, points, vehicles, took_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (bucket) DO UPDATE SET points = EXCLUDED.points,
+             vehicles = EXCLUDED.vehicles, took_ms = EXCLUDED.took_ms, rolled_at = now()",
         &[
             &bucket,
-            &points,
-            &(rows.len() as i32),
+            &hour.points,
+            &(hour.vehicles.len() as i32),
             &(took.as_secs_f64() * 1e3),
         ],
     )
     .await?;
-    tx.commit().await?;
-    Ok(Close::Closed(ClosedHour {
+    Ok(ClosedHour {
         bucket,
-        vehicles: rows.len() as u64,
-        points: points as u64,
+        vehicles: hour.vehicles.len() as u64,
+        points: hour.points as u64,
         took,
-        day_closed,
-        alerts_raised,
-    }))
+        day_closed: false,
+        alerts_raised: 0,
+    })
 }
 
 /// Raises the maintenance alerts now due (`sql::MAINTENANCE_DUE`); returns how many. The job
@@ -329,37 +368,4 @@ fn close_after() -> TimeDelta {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hours_and_days_truncate_in_utc() {
-        let ts = DateTime::parse_from_rfc3339("2026-12-02T23:59:59.999+01:00")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(hour_of(ts).to_rfc3339(), "2026-12-02T22:00:00+00:00");
-        assert_eq!(day_of(ts).to_rfc3339(), "2026-12-02T00:00:00+00:00");
-    }
-
-    #[test]
-    fn truncation_holds_at_the_ends_of_what_rfc_3339_can_write() {
-        for (raw, hour, day) in [
-            (
-                "9999-12-31T23:59:59.999999Z",
-                "9999-12-31T23:00:00+00:00",
-                "9999-12-31T00:00:00+00:00",
-            ),
-            (
-                "0000-01-01T00:30:00Z",
-                "0000-01-01T00:00:00+00:00",
-                "0000-01-01T00:00:00+00:00",
-            ),
-        ] {
-            let ts = DateTime::parse_from_rfc3339(raw)
-                .unwrap()
-                .with_timezone(&Utc);
-            assert_eq!(hour_of(ts).to_rfc3339(), hour);
-            assert_eq!(day_of(ts).to_rfc3339(), day);
-        }
-    }
-}
+mod tests;
