@@ -48,23 +48,12 @@ impl Partitions {
         client: &mut Client,
         oldest_day: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = client
-            .query(
-                "SELECT c.relname, i.inhdetachpending FROM pg_inherits i \
-                 JOIN pg_class c ON c.oid = i.inhrelid \
-                 WHERE i.inhparent = $1::text::regclass ORDER BY 1",
-                &[&PARENT],
-            )
-            .await?;
         let mut dropped = Vec::new();
-        for row in rows {
-            let (name, pending): (String, bool) = (row.get(0), row.get(1));
-            let Some(day) = day_of(&name) else { continue };
+        for Day { name, day, pending } in days(&*client).await? {
             if day >= oldest_day {
                 continue;
             }
-            let midnight = date_of(day).and_time(chrono::NaiveTime::MIN).and_utc();
-            if !super::rollups::day_is_rolled_up(&*client, midnight).await? {
+            if !super::rollups::day_is_rolled_up(&*client, midnight(day)).await? {
                 tracing::warn!(partition = %name, "past raw retention but not rolled up yet; kept");
                 continue;
             }
@@ -146,18 +135,43 @@ pub async fn seal_before(client: &Client, before_day: i64) -> Result<Vec<String>
 pub async fn oldest_day(
     c: &impl tokio_postgres::GenericClient,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    Ok(days(c).await?.iter().map(|d| d.day).min().map(midnight))
+}
+
+/// A day's partition, as `pg_inherits` lists it.
+struct Day {
+    name: String,
+    day: i64,
+    /// A `DETACH … CONCURRENTLY` was interrupted: the partition awaits `FINALIZE`.
+    pending: bool,
+}
+
+/// Every day partition of the parent, oldest first (other children are ignored).
+async fn days(c: &impl tokio_postgres::GenericClient) -> Result<Vec<Day>, StoreError> {
     let rows = c
         .query(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE i.inhparent = $1::text::regclass",
+            "SELECT c.relname, i.inhdetachpending FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = $1::text::regclass ORDER BY 1",
             &[&PARENT],
         )
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| day_of(r.get(0)))
-        .min()
-        .map(|day| date_of(day).and_time(chrono::NaiveTime::MIN).and_utc()))
+        .filter_map(|r| {
+            let name: String = r.get(0);
+            let day = day_of(&name)?;
+            Some(Day {
+                name,
+                day,
+                pending: r.get(1),
+            })
+        })
+        .collect())
+}
+
+fn midnight(day: i64) -> chrono::DateTime<chrono::Utc> {
+    date_of(day).and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 pub fn name_of(day: i64) -> String {
