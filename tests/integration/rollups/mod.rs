@@ -1,7 +1,7 @@
 //! Rollups (issue 9): incremental hourly and daily rows equal a full recomputation from raw
 //! points — with late points arriving through MQTT ingest, and with a fold killed halfway.
 
-mod expected;
+pub(crate) mod expected;
 mod late;
 mod maintenance_due;
 mod rebuild;
@@ -67,7 +67,7 @@ fn tracks(rng: &mut StdRng, vehicles: &[Uuid], from: DateTime<Utc>, to: DateTime
 }
 
 /// Stores points with SQL, creating their days' partitions first (points that were on time).
-async fn insert(db: &Client, db_url: &str, points: &[Pt]) {
+pub(crate) async fn insert(db: &Client, db_url: &str, points: &[Pt]) {
     let days: std::collections::BTreeSet<i64> = points
         .iter()
         .map(|p| p.ts.timestamp().div_euclid(86_400))

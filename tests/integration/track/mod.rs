@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use meridian::domain::Role;
-use meridian::store::partitions::Partitions;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{connect, now_ms, point, spawn_app, TestApp};
+use crate::helpers::{now_ms, point, spawn_app, TestApp};
+use crate::rollups::expected::Pt;
 
 /// A raw point as inserted.
 #[derive(Debug, Clone)]
@@ -59,27 +59,18 @@ pub fn drive(from: DateTime<Utc>, to: DateTime<Utc>, step_s: i64) -> Vec<Raw> {
 
 /// Inserts raw points straight into `vehicle_telemetry`, creating their days' partitions.
 pub async fn insert(app: &TestApp, vehicle: Uuid, points: &[Raw]) {
-    let mut client = connect(&app.db_url).await;
-    let days = points.iter().map(|p| p.ts.timestamp().div_euclid(86_400));
-    Partitions::default()
-        .ensure(&mut client, days.collect::<Vec<_>>())
-        .await
-        .unwrap();
-    let ts: Vec<_> = points.iter().map(|p| p.ts).collect();
-    let lon: Vec<_> = points.iter().map(|p| p.lon).collect();
-    let lat: Vec<_> = points.iter().map(|p| p.lat).collect();
-    let speed: Vec<_> = points.iter().map(|p| p.speed).collect();
-    let fuel: Vec<_> = points.iter().map(|p| p.fuel).collect();
-    client
-        .execute(
-            "INSERT INTO vehicle_telemetry (vehicle_id, ts, location, speed_kmh, fuel_pct, received_at) \
-             SELECT $1, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, fuel, now() \
-             FROM unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[]) \
-                  AS u(ts, lon, lat, speed, fuel)",
-            &[&vehicle, &ts, &lon, &lat, &speed, &fuel],
-        )
-        .await
-        .unwrap();
+    let points: Vec<Pt> = points
+        .iter()
+        .map(|p| Pt {
+            vehicle,
+            ts: p.ts,
+            lon: p.lon,
+            lat: p.lat,
+            speed: p.speed,
+            fuel: p.fuel,
+        })
+        .collect();
+    crate::rollups::insert(&app.db, &app.db_url, &points).await;
 }
 
 fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
