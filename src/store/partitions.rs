@@ -12,6 +12,8 @@ use super::StoreError;
 const PARENT: &str = "vehicle_telemetry";
 /// Serialises creation of one day's partition across writers and nodes.
 const PARTITION_LOCK_CLASS: i32 = 0x6d72; // "mr"
+/// Key of the sealing lock in that class (creation keys are days since the epoch, never this).
+const SEAL_LOCK_KEY: i32 = i32::MIN;
 
 /// Days (since the Unix epoch) whose partition is known to exist, so the hot path asks
 /// the database only when a batch touches a day it has not seen before.
@@ -93,6 +95,29 @@ impl Partitions {
 /// to about a hundred. The day being written keeps only its lean unique key, so ingest pays
 /// nothing. Returns the partitions sealed.
 pub async fn seal_before(client: &Client, before_day: i64) -> Result<Vec<String>, StoreError> {
+    // One node seals at a time: another node's build in progress looks like an invalid index,
+    // which would otherwise be dropped and built again. The others skip this round.
+    let got: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, $2)",
+            &[&PARTITION_LOCK_CLASS, &SEAL_LOCK_KEY],
+        )
+        .await?
+        .get(0);
+    if !got {
+        return Ok(Vec::new());
+    }
+    let sealed = seal_each(client, before_day).await;
+    client
+        .execute(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&PARTITION_LOCK_CLASS, &SEAL_LOCK_KEY],
+        )
+        .await?;
+    sealed
+}
+
+async fn seal_each(client: &Client, before_day: i64) -> Result<Vec<String>, StoreError> {
     let rows = client
         .query(
             "SELECT c.relname, x.indisvalid FROM pg_inherits i
