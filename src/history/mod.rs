@@ -4,11 +4,11 @@
 
 pub mod simplify;
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::ClientWrapper;
 use uuid::Uuid;
 
-use crate::domain::track::{RangeError, Resolution, Retention, TrackRange, MAX_POINTS};
+use crate::domain::track::{floor, RangeError, Resolution, Retention, TrackRange, MAX_POINTS};
 use crate::store::track::{self, TrackPoint};
 use crate::store::{fleet, StoreError};
 
@@ -57,9 +57,7 @@ pub async fn track(
     }
     let range = TrackRange::new(req.resolution, req.from, req.to, now, retention)?;
     // Retention drops whole days: raw points are kept from the start of that UTC day.
-    let raw_floor = (now - Duration::days(retention.raw_days))
-        .duration_trunc(Duration::days(1))
-        .unwrap_or(now);
+    let raw_floor = floor(now - Duration::days(retention.raw_days), Duration::days(1));
     let limit = MAX_POINTS as i64 + 1;
     let mut points = track::read(c, req.vehicle, &range, raw_floor, limit).await?;
     if points.len() > MAX_POINTS {
