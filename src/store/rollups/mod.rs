@@ -257,15 +257,18 @@ pub async fn fold_late(client: &mut Client, max_marks: i64) -> Result<Folded, St
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock_shared($1, 0)", &[&LOCK_CLASS])
         .await?;
+    // Read under the shared lock: no close can move it until this fold commits.
+    let Some(watermark) = watermark(&tx).await? else {
+        return Ok(Folded::default());
+    };
     let marks = tx
         .query(
             "DELETE FROM rollup_dirty WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM rollup_dirty
-                 WHERE bucket <= (SELECT max(bucket) FROM rollup_hours)
-                 LIMIT $1 FOR UPDATE SKIP LOCKED))
+                 SELECT ctid FROM rollup_dirty WHERE bucket <= $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED))
              RETURNING vehicle_id, bucket,
                        extract(epoch FROM clock_timestamp() - marked_at)::float8",
-            &[&max_marks],
+            &[&watermark, &max_marks],
         )
         .await?;
     if marks.is_empty() {
@@ -294,7 +297,7 @@ pub async fn fold_late(client: &mut Client, max_marks: i64) -> Result<Folded, St
         .chain(corrected.iter().map(|r| (r.get(0), r.get(1))))
         .map(|(v, h)| (v, day_of(h)))
         .collect();
-    folded.days = rederive_days(&tx, &days).await?;
+    folded.days = rederive_days(&tx, &days, watermark).await?;
     tx.commit().await?;
     Ok(folded)
 }
@@ -305,10 +308,8 @@ pub async fn fold_late(client: &mut Client, max_marks: i64) -> Result<Folded, St
 async fn rederive_days(
     tx: &Transaction<'_>,
     days: &BTreeSet<(Uuid, DateTime<Utc>)>,
+    watermark: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let Some(watermark) = watermark(tx).await? else {
-        return Ok(0);
-    };
     let (vehicles, days): (Vec<Uuid>, Vec<DateTime<Utc>>) = days
         .iter()
         .copied()
