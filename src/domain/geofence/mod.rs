@@ -6,6 +6,7 @@
 
 mod bounds;
 mod error;
+pub mod event;
 #[cfg(test)]
 mod tests;
 
