@@ -20,7 +20,7 @@ use super::page::{Limit, Page};
 use super::positions::{decimal, max_age};
 use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
-use crate::domain::geofence::{Fence, Shape};
+use crate::domain::geofence::{EventSettings, Fence, Shape};
 use crate::domain::{LatLon, Role};
 use crate::store::geofences::{self, FenceVehicle, Geofence};
 
@@ -46,6 +46,8 @@ pub struct GeofenceBody {
     center: Option<[f64; 2]>,
     /// A circle's radius in metres; `null` for polygons.
     radius_m: Option<f64>,
+    /// How the fence judges enter/exit/dwell events, defaults filled in.
+    properties: EventSettingsBody,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -59,8 +61,36 @@ impl From<Geofence> for GeofenceBody {
             geometry: g.geometry,
             center: g.center,
             radius_m: g.radius_m,
+            properties: g.settings.into(),
             created_at: g.created_at,
             updated_at: g.updated_at,
+        }
+    }
+}
+
+/// A fence's event settings. Sent in `properties` (next to `name` on a Feature; on its own
+/// on a circle); what is left out takes the default.
+#[derive(Serialize, ToSchema)]
+pub struct EventSettingsBody {
+    /// Metres a point must be past the boundary to count towards entering or leaving
+    /// (default 30; 0–5000). Entering a fence too small to be that deep asks a quarter of its
+    /// smaller side.
+    hysteresis_m: f64,
+    /// Consecutive such points that confirm a change (default 3; 1–100).
+    confirm_points: u32,
+    /// Seconds inside after which one `dwell` event is raised per stay (default none).
+    dwell_s: Option<u32>,
+    /// Points reporting a worse `accuracy_m` are ignored for events (default 100).
+    max_accuracy_m: f64,
+}
+
+impl From<EventSettings> for EventSettingsBody {
+    fn from(s: EventSettings) -> Self {
+        Self {
+            hysteresis_m: s.hysteresis_m,
+            confirm_points: s.confirm_points,
+            dwell_s: s.dwell_s,
+            max_accuracy_m: s.max_accuracy_m,
         }
     }
 }
@@ -125,7 +155,7 @@ pub(super) fn input_schema() -> Value {
                 geometry("MultiPolygon", json!({"type": "array", "items": polygon, "minItems": 1})),
             ]},
             "properties": {"type": "object", "additionalProperties": false, "required": ["name"],
-                "properties": {"name": name}},
+                "properties": settings_properties(Some(name.clone()))},
             "bbox": any
         }});
         let circle = json!({"title": "Circle", "type": "object", "additionalProperties": false,
@@ -136,10 +166,30 @@ pub(super) fn input_schema() -> Value {
             "name": name,
             "center": position,
             "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000,
-                "description": "metres, at most 1,000 km"}
+                "description": "metres, at most 1,000 km"},
+            "properties": {"type": "object", "additionalProperties": false,
+                "description": "event settings", "properties": settings_properties(None)}
         }});
         json!({"oneOf": [feature, circle]})
     }
+}
+
+/// The event settings' schema (with `name` on a Feature's properties).
+fn settings_properties(name: Option<Value>) -> Value {
+    let mut p = json!({
+        "hysteresis_m": {"type": "number", "minimum": 0, "maximum": 5000,
+            "description": "metres past the boundary that count (default 30)"},
+        "confirm_points": {"type": "integer", "minimum": 1, "maximum": 100,
+            "description": "consecutive points that confirm a change (default 3)"},
+        "dwell_s": {"type": "integer", "minimum": 1, "maximum": 2_592_000,
+            "description": "seconds inside before a dwell event (default none)"},
+        "max_accuracy_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000,
+            "description": "points less accurate than this are ignored for events (default 100)"}
+    });
+    if let Some(name) = name {
+        p["name"] = name;
+    }
+    p
 }
 
 /// A body as a valid fence: the Rust checks, then PostGIS' validity check for polygons.

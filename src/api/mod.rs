@@ -10,6 +10,7 @@ mod drivers;
 mod error;
 mod export;
 mod extract;
+mod geofence_events;
 mod geofences;
 mod health;
 mod jobs;
@@ -115,6 +116,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(odometer::routes())
         .merge(export::routes())
         .merge(geofences::routes())
+        .merge(geofence_events::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())
         .merge(maintenance::routes())

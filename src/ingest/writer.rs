@@ -159,7 +159,7 @@ impl Writer {
         self.partitions
             .ensure(client, prepared.days.iter().copied())
             .await?;
-        let written = tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(client, &prepared))
+        let written = tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(client, &prepared, None))
             .await
             .map_err(|_| StoreError::Timeout(WRITE_TIMEOUT))??;
         observe_commit(batch, &vehicles, &prepared);

@@ -68,7 +68,12 @@ async fn session(
     let (tx, mut rx) = mpsc::channel::<Vec<source::PositionRow>>(QUEUE);
     let overflowed = Arc::new(AtomicBool::new(false));
     let (notified, overflow) = (live.clone(), overflowed.clone());
-    let (listener, closed) = source::listen(url, move |channel, payload| match channel {
+    let channels = [
+        source::POSITIONS_CHANNEL,
+        source::AVAILABILITY_CHANNEL,
+        source::API_KEYS_CHANNEL,
+    ];
+    let (listener, closed) = source::listen(url, &channels, move |channel, payload| match channel {
         source::POSITIONS_CHANNEL => {
             let rows = source::decode_positions(payload).collect();
             if tx.try_send(rows).is_err() {

@@ -2,6 +2,7 @@
 //! name (`_seconds`, `_rows`), counters ending in `_total`, and only low-cardinality labels
 //! (a reason code, never a vehicle id). Ingest emits per batch, not per message.
 
+mod events;
 mod history;
 mod live;
 
@@ -13,6 +14,7 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+pub use events::*;
 pub use history::*;
 pub use live::*;
 
@@ -113,6 +115,19 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(ROLLUP_LATE_DELAY.into()), LAG_BUCKETS)
                 })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(OUTBOX_LAG.into()), LAG_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(GEOFENCE_JUDGE_DURATION.into()),
+                        UPDATE_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(OUTBOX_ROUND_DURATION.into()),
+                        DURATION_BUCKETS,
+                    )
+                })
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
@@ -123,6 +138,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    events::describe();
     history::describe();
     live::describe();
     describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");

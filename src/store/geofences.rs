@@ -17,7 +17,7 @@ use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::geofence::{Area, Fence, LonLatBox, Shape};
+use crate::domain::geofence::{Area, EventSettings, Fence, LonLatBox, Shape};
 use crate::domain::LatLon;
 
 /// A stored geofence.
@@ -34,6 +34,8 @@ pub struct Geofence {
     pub center: Option<[f64; 2]>,
     /// A circle's radius in metres; `null` for polygons.
     pub radius_m: Option<f64>,
+    /// The event settings, complete (defaults filled in).
+    pub settings: EventSettings,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -51,7 +53,8 @@ pub struct FenceVehicle {
 /// 20 decimals: PostGIS then prints the shortest text that reads back as the same double, so
 /// coordinates come back exactly as they were sent. The GeoJSON text is passed through as is.
 const COLUMNS: &str = "f.id, f.name, f.kind, ST_AsGeoJSON(coalesce(f.geom, f.center), 20), \
-                       ST_X(f.center), ST_Y(f.center), f.radius_m, f.created_at, f.updated_at";
+                       ST_X(f.center), ST_Y(f.center), f.radius_m, f.created_at, f.updated_at, \
+                       f.properties";
 
 fn geofence(r: &Row) -> Geofence {
     let (lon, lat): (Option<f64>, Option<f64>) = (r.get(4), r.get(5));
@@ -62,6 +65,7 @@ fn geofence(r: &Row) -> Geofence {
         geometry: RawValue::from_string(r.get(3)).expect("ST_AsGeoJSON writes JSON"),
         center: lon.zip(lat).map(|(lon, lat)| [lon, lat]),
         radius_m: r.get(6),
+        settings: EventSettings::from_stored(&r.get::<_, serde_json::Value>(9)),
         created_at: r.get(7),
         updated_at: r.get(8),
     }
@@ -76,8 +80,9 @@ fn inside(p: &str) -> String {
     )
 }
 
-/// A fence's columns as parameters $1–$7, shared by create and replace: name, kind, polygon
-/// GeoJSON, centre lon, centre lat, radius, circle bounds GeoJSON (the unused ones NULL).
+/// A fence's columns as parameters $1–$8, shared by create and replace: name, kind, polygon
+/// GeoJSON, centre lon, centre lat, radius, circle bounds GeoJSON (the unused ones NULL), and
+/// the event settings.
 struct Params {
     name: String,
     kind: &'static str,
@@ -86,6 +91,7 @@ struct Params {
     lat: Option<f64>,
     radius_m: Option<f64>,
     bounds: Option<String>,
+    properties: serde_json::Value,
 }
 
 impl Params {
@@ -98,6 +104,7 @@ impl Params {
             lat: None,
             radius_m: None,
             bounds: None,
+            properties: fence.settings().to_json(),
         };
         match fence.shape() {
             Shape::Area(area) => p.geom = Some(area.to_geojson()),
@@ -119,6 +126,7 @@ impl Params {
             &self.lat,
             &self.radius_m,
             &self.bounds,
+            &self.properties,
         ]
     }
 }
@@ -127,7 +135,7 @@ impl Params {
 const SOURCE: &str = "(SELECT ST_GeomFromGeoJSON($3::text) AS geom) g";
 const VALUES: &str =
     "$1::text, $2::text, g.geom, ST_SetSRID(ST_MakePoint($4::float8, $5::float8), 4326), \
-                      $6::float8, coalesce(g.geom, ST_GeomFromGeoJSON($7::text))";
+                      $6::float8, coalesce(g.geom, ST_GeomFromGeoJSON($7::text)), $8::jsonb";
 
 /// Why PostGIS finds a polygon invalid (self-intersection, hole outside its shell, …), if it does.
 /// The Rust checks have already passed, so the text parses.
@@ -147,7 +155,7 @@ pub async fn invalid_reason(
 
 pub async fn create(c: &impl GenericClient, fence: &Fence) -> Result<Geofence, StoreError> {
     let sql = format!(
-        "INSERT INTO geofences AS f (name, kind, geom, center, radius_m, bounds) \
+        "INSERT INTO geofences AS f (name, kind, geom, center, radius_m, bounds, properties) \
          SELECT {VALUES} FROM {SOURCE} RETURNING {COLUMNS}"
     );
     let params = Params::of(fence);
@@ -161,8 +169,8 @@ pub async fn replace(
     fence: &Fence,
 ) -> Result<Option<Geofence>, StoreError> {
     let sql = format!(
-        "UPDATE geofences AS f SET (name, kind, geom, center, radius_m, bounds, updated_at) = \
-         ({VALUES}, now()) FROM {SOURCE} WHERE f.id = $8 RETURNING {COLUMNS}"
+        "UPDATE geofences AS f SET (name, kind, geom, center, radius_m, bounds, properties, updated_at) = \
+         ({VALUES}, now()) FROM {SOURCE} WHERE f.id = $9 RETURNING {COLUMNS}"
     );
     let params = Params::of(fence);
     let mut list = params.list();
@@ -175,11 +183,19 @@ pub async fn get(c: &impl GenericClient, id: Uuid) -> Result<Option<Geofence>, S
     Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(geofence))
 }
 
-/// Whether a fence existed (and is now gone).
+/// Whether a fence existed (and is now gone). Vehicles' states in it go too, without exit
+/// events: the fence no longer exists to be left. (A writer judging at this moment may write a
+/// state for it once more; the next judgement of that vehicle drops it, since the fence is gone.)
 pub async fn delete(c: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
-    Ok(c.execute("DELETE FROM geofences WHERE id = $1", &[&id])
-        .await?
-        == 1)
+    let row = c
+        .query_one(
+            "WITH g AS (DELETE FROM geofences WHERE id = $1 RETURNING id), \
+                  s AS (DELETE FROM geofence_state WHERE fence_id IN (SELECT id FROM g)) \
+             SELECT count(*) FROM g",
+            &[&id],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) == 1)
 }
 
 /// Keyset pagination by id, like every list.
@@ -294,4 +310,45 @@ pub async fn vehicles_inside(
             })
             .collect(),
     ))
+}
+
+/// A stored fence with its shape read back into the domain type, for the in-memory index.
+pub struct Loaded {
+    pub row: Geofence,
+    pub fence: Fence,
+}
+
+/// Every fence (the index's full load), or one (`id`), shape and all. The stored GeoJSON
+/// holds the exact doubles that were sent (see `COLUMNS`), so the index tests the same
+/// coordinates PostGIS does.
+pub async fn load(c: &impl GenericClient, id: Option<Uuid>) -> Result<Vec<Loaded>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM geofences f WHERE ($1::uuid IS NULL OR f.id = $1)");
+    let rows = c.query(&sql, &[&id]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let row = geofence(r);
+        match read_back(&row) {
+            Ok(fence) => out.push(Loaded { row, fence }),
+            // Only a row written around the API (psql) can fail here: say so, serve the rest.
+            Err(e) => tracing::error!(fence = %row.id, error = %e, "stored geofence does not read back; not indexed"),
+        }
+    }
+    Ok(out)
+}
+
+fn read_back(row: &Geofence) -> Result<Fence, crate::domain::geofence::GeofenceError> {
+    let properties = row.settings.to_json();
+    let body = match (row.center, row.radius_m) {
+        (Some(center), Some(radius_m)) => serde_json::json!({
+            "name": row.name, "center": center, "radius_m": radius_m, "properties": properties
+        }),
+        _ => {
+            let geometry: serde_json::Value =
+                serde_json::from_str(row.geometry.get()).unwrap_or_default();
+            let mut p = properties;
+            p["name"] = serde_json::Value::String(row.name.clone());
+            serde_json::json!({"type": "Feature", "geometry": geometry, "properties": p})
+        }
+    };
+    Fence::from_json(body)
 }

@@ -269,6 +269,7 @@ fn shift_rows(rows: Vec<tokio_postgres::Row>) -> Vec<AvailableShift> {
 /// the query ran has been handed to `on_notify`.
 pub async fn listen(
     url: &str,
+    channels: &[&str],
     on_notify: impl Fn(&str, &str) + Send + 'static,
 ) -> Result<(Client, impl Future<Output = ()>), StoreError> {
     let config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
@@ -287,11 +288,8 @@ pub async fn listen(
             }
         }
     });
-    client
-        .batch_execute(&format!(
-            "LISTEN {POSITIONS_CHANNEL}; LISTEN {AVAILABILITY_CHANNEL}; LISTEN {API_KEYS_CHANNEL}"
-        ))
-        .await?;
+    let listens: Vec<String> = channels.iter().map(|c| format!("LISTEN {c};")).collect();
+    client.batch_execute(&listens.concat()).await?;
     let closed = async move {
         let _ = driver.await;
     };

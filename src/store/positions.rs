@@ -33,6 +33,11 @@ impl Latest {
         self.rows.len()
     }
 
+    /// The batch's vehicles, in id order.
+    pub fn vehicles(&self) -> Vec<Uuid> {
+        self.rows.keys().copied().collect()
+    }
+
     /// NOTIFY payloads for the live index: the positions of the vehicles it watches.
     pub fn notices(&self, watched: &HashSet<Uuid>) -> Vec<String> {
         live::encode_positions(self.rows.iter().filter(|(id, _)| watched.contains(id)).map(

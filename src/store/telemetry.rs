@@ -13,6 +13,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::copy::COLUMNS;
 use super::dead_letters::{self, DeadLetter};
+use super::geofence_state::{self, Judge};
 use super::positions::{self, Latest};
 use super::rollups;
 use super::StoreError;
@@ -39,6 +40,8 @@ pub struct Written {
     pub stored: u64,
     pub duplicates: u64,
     pub dead_letters: u64,
+    /// Geofence events the batch raised.
+    pub events: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -47,11 +50,17 @@ enum Path {
     Staging,
 }
 
-pub async fn write(client: &mut Client, batch: &PreparedBatch) -> Result<Written, StoreError> {
-    match attempt(client, batch, Path::Copy).await {
+/// Writes the batch; with `judge`, also judges its points against the geofences (see
+/// `geofence_state`) in the same transaction, before the latest positions move.
+pub async fn write(
+    client: &mut Client,
+    batch: &PreparedBatch,
+    judge: Option<Judge<'_>>,
+) -> Result<Written, StoreError> {
+    match attempt(client, batch, Path::Copy, judge).await {
         Err(e) if e.is_unique_violation() => {
             tracing::debug!("batch overlaps stored rows, retrying through staging");
-            attempt(client, batch, Path::Staging).await
+            attempt(client, batch, Path::Staging, judge).await
         }
         other => other,
     }
@@ -61,8 +70,18 @@ async fn attempt(
     client: &mut Client,
     batch: &PreparedBatch,
     path: Path,
+    judge: Option<Judge<'_>>,
 ) -> Result<Written, StoreError> {
     let tx = client.transaction().await?;
+    // Judged first: the positions are locked (and read) before anything else of the batch
+    // touches them.
+    let events = match judge {
+        Some(judge) if !batch.latest.is_empty() => {
+            let prior = geofence_state::read(&tx, &batch.latest.vehicles()).await?;
+            geofence_state::write(&tx, &judge(&prior)).await?
+        }
+        _ => 0,
+    };
     let stored = match (&batch.copy, path) {
         (None, _) => 0,
         (Some(data), Path::Copy) => {
@@ -96,6 +115,7 @@ async fn attempt(
         stored,
         duplicates: batch.rows - stored,
         dead_letters: dead,
+        events,
     })
 }
 

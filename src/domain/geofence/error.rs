@@ -60,6 +60,8 @@ pub enum GeofenceError {
     RadiusNotPositive(f64),
     #[error("radius_m must be at most {MAX_RADIUS_M} (1,000 km; got {0})")]
     RadiusTooLarge(f64),
+    #[error("properties.{field} {rule}")]
+    Setting { field: &'static str, rule: String },
 }
 
 /// A position as GeoJSON writes it, `[lon, lat]`, for messages.

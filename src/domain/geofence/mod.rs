@@ -7,6 +7,8 @@
 mod bounds;
 mod error;
 pub mod event;
+pub mod judge;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +18,8 @@ use serde_json::{json, Map, Value};
 use super::{LatLon, PositionError};
 pub use bounds::LonLatBox;
 pub use error::{Coord, GeofenceError};
+pub use settings::EventSettings;
+use settings::SettingsInput;
 
 /// Longest name, in characters (the table checks the same).
 pub const MAX_NAME_CHARS: usize = 200;
@@ -24,11 +28,12 @@ pub const MAX_RADIUS_M: f64 = 1_000_000.0;
 /// Most positions in one fence: validity and containment cost grow with the vertex count.
 pub const MAX_POSITIONS: usize = 100_000;
 
-/// A validated geofence: a name and a shape.
+/// A validated geofence: a name, a shape and how it judges events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fence {
     name: String,
     shape: Shape,
+    settings: EventSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +77,11 @@ struct FeatureBody {
 #[serde(deny_unknown_fields)]
 struct Properties {
     name: Option<String>,
+    // The event settings, spelled out: serde's `flatten` does not work with `deny_unknown_fields`.
+    hysteresis_m: Option<f64>,
+    confirm_points: Option<u32>,
+    dwell_s: Option<u32>,
+    max_accuracy_m: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +90,8 @@ struct CircleBody {
     name: Option<String>,
     center: Value,
     radius_m: f64,
+    #[serde(default)]
+    properties: SettingsInput,
 }
 
 impl Fence {
@@ -105,13 +117,24 @@ impl Fence {
     fn feature(body: Value) -> Result<Self, GeofenceError> {
         let f: FeatureBody =
             serde_json::from_value(body).map_err(|e| GeofenceError::Shape(e.to_string()))?;
-        let name = name(
-            f.properties.and_then(|p| p.name).as_deref(),
-            "properties.name",
-        )?;
+        let (raw_name, settings) = match f.properties {
+            Some(p) => (
+                p.name,
+                SettingsInput {
+                    hysteresis_m: p.hysteresis_m,
+                    confirm_points: p.confirm_points,
+                    dwell_s: p.dwell_s,
+                    max_accuracy_m: p.max_accuracy_m,
+                },
+            ),
+            None => (None, SettingsInput::default()),
+        };
+        let name = name(raw_name.as_deref(), "properties.name")?;
+        let shape = Shape::Area(Area::from_geometry(&f.geometry)?);
         Ok(Fence {
             name,
-            shape: Shape::Area(Area::from_geometry(&f.geometry)?),
+            shape,
+            settings: EventSettings::from_input(settings)?,
         })
     }
 
@@ -133,6 +156,7 @@ impl Fence {
                 center,
                 radius_m: r,
             }),
+            settings: EventSettings::from_input(c.properties)?,
         })
     }
 
@@ -142,6 +166,10 @@ impl Fence {
 
     pub fn shape(&self) -> &Shape {
         &self.shape
+    }
+
+    pub fn settings(&self) -> &EventSettings {
+        &self.settings
     }
 
     /// `polygon` or `circle`: the stored `kind`.

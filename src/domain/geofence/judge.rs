@@ -1,0 +1,271 @@
+//! Judges one vehicle's new points against the fences around them: which fences it entered,
+//! left, or has dwelt in. Pure: the caller reads the vehicle's previous point and fence state
+//! (locked, in the batch's transaction), and writes back what changed and the events raised.
+//!
+//! The rules, per fence:
+//! - Points are taken in their own time order, and only those newer than the vehicle's last
+//!   judged point: a late or redelivered point is stored but changes nothing, so it cannot flap
+//!   a state that later points already decided.
+//! - A change of state needs `confirm_points` consecutive points at least `hysteresis_m` past
+//!   the boundary on the other side. The event carries the first of them (when it crossed).
+//!   For entering a fence too small to be that deep inside, a quarter of its smaller side is
+//!   enough.
+//! - A straight step between two fixes, both well outside, that passes through a fence the
+//!   vehicle is not in raises `enter` and `exit` at the step's midpoint (a cross), so a fence
+//!   smaller than the distance between fixes is not jumped over. Steps longer than
+//!   `CROSS_MAX_GAP_S` are not trusted to be straight.
+//! - Inside for `dwell_s` (by the points' times) raises one `dwell` per stay.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use super::event::EventKind;
+use super::EventSettings;
+use crate::domain::{LatLon, Timestamp};
+
+/// Longest step between two fixes that a cross is judged on: beyond it the vehicle may have
+/// gone any way round.
+pub const CROSS_MAX_GAP_S: f64 = 900.0;
+
+/// A point as judging sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fix {
+    pub ts: Timestamp,
+    pub pos: LatLon,
+}
+
+/// A vehicle's standing with one fence. No row (outside, no run under way) is `None`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FenceState {
+    pub inside: bool,
+    /// When the current state began (the event's time).
+    pub since: Timestamp,
+    pub dwelt: bool,
+    /// Consecutive points past the hysteresis on the other side, and the first of them.
+    pub streak: u32,
+    pub streak_first: Option<Fix>,
+}
+
+impl FenceState {
+    fn outside() -> Self {
+        Self {
+            inside: false,
+            since: Timestamp::from_unix_micros(0),
+            dwelt: false,
+            streak: 0,
+            streak_first: None,
+        }
+    }
+
+    /// Whether the row is worth keeping: outside with nothing pending is the absence of a row.
+    fn is_resting(&self) -> bool {
+        !self.inside && self.streak == 0
+    }
+}
+
+/// What judging needs of a fence.
+pub trait Judged {
+    fn id(&self) -> Uuid;
+    fn settings(&self) -> &EventSettings;
+    /// Metres to the boundary, positive inside; accurate within `reach_m`.
+    fn signed_distance_m(&self, p: LatLon, reach_m: f64) -> f64;
+    /// Metres of the straight step a→b inside the fence.
+    fn chord_inside_m(&self, a: LatLon, b: LatLon) -> f64;
+    /// The fence's smaller extent in metres (a quarter of it caps the depth asked to enter).
+    fn extent_m(&self) -> f64;
+}
+
+/// Where judging finds fences.
+pub trait Fences {
+    /// Cheap to clone (an `Arc`).
+    type Fence: Judged + Clone;
+    /// Fences within `margin_m` of `p` (by their bounds), appended to `out`.
+    fn near(&self, p: LatLon, margin_m: f64, out: &mut Vec<Self::Fence>);
+    /// Fences whose bounds meet the step a→b, appended to `out`.
+    fn along(&self, a: LatLon, b: LatLon, out: &mut Vec<Self::Fence>);
+    fn get(&self, id: Uuid) -> Option<Self::Fence>;
+    /// The largest hysteresis any fence asks for: how far from a fence a point still matters.
+    fn max_hysteresis_m(&self) -> f64;
+}
+
+/// An event, before it is stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Raised {
+    pub fence_id: Uuid,
+    pub kind: EventKind,
+    pub at: Fix,
+}
+
+/// What judging one vehicle's points decided.
+#[derive(Debug, Default, PartialEq)]
+pub struct Judgement {
+    pub events: Vec<Raised>,
+    /// Fence states that changed: `Some` to write, `None` to delete.
+    pub changed: BTreeMap<Uuid, Option<FenceState>>,
+    /// The last point judged: the next judgement starts from it.
+    pub last: Option<Fix>,
+}
+
+/// Judges `points` (any order; those not newer than `prev` are skipped) from `prev` and
+/// `states`. Points too inaccurate for a fence's settings must have been left out by the
+/// caller via `accuracy`: `None` means unknown (used), `Some(m)` is compared per fence.
+pub fn judge<S: Fences>(
+    fences: &S,
+    prev: Option<Fix>,
+    states: &HashMap<Uuid, FenceState>,
+    points: &mut [(Fix, Option<f64>)],
+) -> Judgement {
+    points.sort_by_key(|(f, _)| f.ts);
+    let mut current = states.clone();
+    let mut out = Judgement::default();
+    let mut last = prev;
+    let mut candidates = Vec::new();
+    let margin = fences.max_hysteresis_m();
+    for &(p, accuracy) in points.iter() {
+        if last.is_some_and(|l| p.ts <= l.ts) {
+            continue;
+        }
+        candidates.clear();
+        fences.near(p.pos, margin, &mut candidates);
+        if let Some(l) = last {
+            fences.along(l.pos, p.pos, &mut candidates);
+        }
+        let mut ids: Vec<Uuid> = candidates.iter().map(Judged::id).collect();
+        ids.extend(current.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        let mut used = false;
+        for id in ids {
+            let found = match candidates.iter().find(|f| f.id() == id) {
+                Some(f) => Some(f.clone()),
+                None => fences.get(id),
+            };
+            // A fence this node does not know (deleted: the delete took its states with it;
+            // or created a moment ago and not heard of yet) is left as it stands.
+            let Some(fence) = found else {
+                continue;
+            };
+            let settings = *fence.settings();
+            if accuracy.is_some_and(|a| a > settings.max_accuracy_m) {
+                continue;
+            }
+            used = true;
+            let before = current.get(&id).copied().unwrap_or_else(FenceState::outside);
+            let after = step(&fence, &settings, before, last, p, &mut out.events);
+            if after != before {
+                out.changed.insert(id, (!after.is_resting()).then_some(after));
+                if after.is_resting() {
+                    current.remove(&id);
+                } else {
+                    current.insert(id, after);
+                }
+            }
+        }
+        // A point too vague for every fence it came near is not a place to judge steps from.
+        if used || candidates.is_empty() {
+            last = Some(p);
+        }
+    }
+    out.last = last;
+    out
+}
+
+/// One point against one fence.
+fn step<F: Judged>(
+    fence: &F,
+    s: &EventSettings,
+    mut state: FenceState,
+    last: Option<Fix>,
+    p: Fix,
+    events: &mut Vec<Raised>,
+) -> FenceState {
+    let h = s.hysteresis_m;
+    let reach = (h * 4.0).max(100.0);
+    let d = fence.signed_distance_m(p.pos, reach);
+    let id = fence.id();
+    let raise = |events: &mut Vec<Raised>, kind, at| {
+        events.push(Raised {
+            fence_id: id,
+            kind,
+            at,
+        })
+    };
+    if !state.inside {
+        let enter_depth = h.min(fence.extent_m() / 4.0);
+        if d >= enter_depth {
+            state.streak += 1;
+            let first = *state.streak_first.get_or_insert(p);
+            if state.streak >= s.confirm_points {
+                raise(events, EventKind::Enter, first);
+                state = FenceState {
+                    inside: true,
+                    since: first.ts,
+                    dwelt: false,
+                    streak: 0,
+                    streak_first: None,
+                };
+            }
+        } else {
+            let pending = state.streak > 0;
+            state.streak = 0;
+            state.streak_first = None;
+            if !pending {
+                if let Some(l) = last {
+                    if crossed(fence, h, l, p, d, reach) {
+                        let mid = midpoint(l, p);
+                        raise(events, EventKind::Enter, mid);
+                        raise(events, EventKind::Exit, mid);
+                    }
+                }
+            }
+        }
+    } else if d < -h {
+        state.streak += 1;
+        let first = *state.streak_first.get_or_insert(p);
+        if state.streak >= s.confirm_points {
+            raise(events, EventKind::Exit, first);
+            return FenceState::outside();
+        }
+    } else {
+        state.streak = 0;
+        state.streak_first = None;
+    }
+    if state.inside && !state.dwelt {
+        if let Some(dwell) = s.dwell_s {
+            if state.since.secs_until(p.ts) >= f64::from(dwell) {
+                raise(events, EventKind::Dwell, p);
+                state.dwelt = true;
+            }
+        }
+    }
+    state
+}
+
+/// Both ends well outside, close enough in time to trust the straight line, and enough of it
+/// inside the fence.
+fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix, d: f64, reach: f64) -> bool {
+    if d >= -h || l.ts.secs_until(p.ts) > CROSS_MAX_GAP_S {
+        return false;
+    }
+    let need = h.min(fence.extent_m() / 2.0).max(0.0);
+    let chord = fence.chord_inside_m(l.pos, p.pos);
+    chord > 0.0 && chord >= need && fence.signed_distance_m(l.pos, reach) < -h
+}
+
+/// Halfway along the step, in time and (lon/lat, which is what a short step is) in place.
+fn midpoint(a: Fix, b: Fix) -> Fix {
+    let ts = Timestamp::from_unix_micros(
+        a.ts.unix_micros() + (b.ts.unix_micros() - a.ts.unix_micros()) / 2,
+    );
+    let pos = LatLon::new(
+        (a.pos.lat() + b.pos.lat()) / 2.0,
+        (a.pos.lon() + b.pos.lon()) / 2.0,
+    )
+    .expect("the midpoint of two valid positions is valid");
+    Fix { ts, pos }
+}
+
+#[cfg(test)]
+#[path = "judge_tests.rs"]
+mod tests;

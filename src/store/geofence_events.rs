@@ -1,0 +1,64 @@
+//! Reading geofence events: by filter for `/v1/geofence-events`, by id for delivery.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::geofence::event::{EventKind, GeofenceEvent};
+
+const COLUMNS: &str = "id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at";
+
+pub(crate) fn event(r: &Row) -> GeofenceEvent {
+    let kind: &str = r.get(4);
+    GeofenceEvent {
+        id: r.get(0),
+        fence_id: r.get(1),
+        vehicle_id: r.get(2),
+        external_id: r.get(3),
+        kind: kind.parse().unwrap_or(EventKind::Enter),
+        ts: r.get(5),
+        lon: r.get(6),
+        lat: r.get(7),
+        recorded_at: r.get(8),
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub fence_id: Option<Uuid>,
+    pub vehicle_id: Option<Uuid>,
+    pub kind: Option<EventKind>,
+    /// On the events' own time (`ts`): from inclusive, to exclusive.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Events by id (commit order within a node, near enough across nodes), after `after`.
+pub async fn list(
+    c: &impl GenericClient,
+    f: &Filter,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<GeofenceEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM geofence_events WHERE ($1::uuid IS NULL OR fence_id = $1) \
+         AND ($2::uuid IS NULL OR vehicle_id = $2) AND ($3::text IS NULL OR type = $3) \
+         AND ($4::timestamptz IS NULL OR ts >= $4) AND ($5::timestamptz IS NULL OR ts < $5) \
+         AND ($6::int8 IS NULL OR id > $6) ORDER BY id LIMIT $7"
+    );
+    let kind = f.kind.map(EventKind::as_str);
+    let rows = c
+        .query(
+            &sql,
+            &[&f.fence_id, &f.vehicle_id, &kind, &f.from, &f.to, &after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(event).collect())
+}
+
+/// These events (those that exist), by id.
+pub async fn by_ids(c: &impl GenericClient, ids: &[i64]) -> Result<Vec<GeofenceEvent>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM geofence_events WHERE id = ANY($1) ORDER BY id");
+    Ok(c.query(&sql, &[&ids]).await?.iter().map(event).collect())
+}

@@ -1,0 +1,200 @@
+//! The fence side of a telemetry batch, inside the batch's transaction: lock each vehicle's
+//! latest position and read it with the vehicle's fence states (what judging starts from),
+//! then write back the states that changed, the events raised and their outbox rows.
+//!
+//! The lock is the vehicle's `vehicle_positions` row, taken in vehicle order (the order the
+//! position upsert takes it in, so writers cannot deadlock): two nodes holding points of one
+//! vehicle judge them one after the other, each from what the other committed. A vehicle
+//! without a position row yet has nothing to lock; two nodes receiving its very first points
+//! at the same instant could each judge from nothing, which at worst repeats its first enter.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::geofence::judge::{FenceState, Fix, Raised};
+use crate::domain::{LatLon, Timestamp};
+
+/// Wakes every node's delivery workers and live streams when events commit.
+pub const EVENTS_CHANNEL: &str = "meridian_geofence_events";
+
+/// What judging a batch starts from.
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// Each vehicle's latest stored point (before this batch).
+    pub last: HashMap<Uuid, Fix>,
+    /// Each vehicle's fence states, by fence.
+    pub states: HashMap<Uuid, HashMap<Uuid, FenceState>>,
+}
+
+/// What judging a batch decided.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// (vehicle, fence, new state; `None` deletes it).
+    pub changed: Vec<(Uuid, Uuid, Option<FenceState>)>,
+    pub events: Vec<NewEvent>,
+}
+
+#[derive(Debug)]
+pub struct NewEvent {
+    pub vehicle_id: Uuid,
+    pub external_id: String,
+    pub raised: Raised,
+}
+
+/// Judges a batch given what it starts from (ingest supplies it: the fence index lives there).
+pub type Judge<'a> = &'a (dyn Fn(&Prior) -> Decided + Send + Sync);
+
+/// Locks and reads the vehicles' latest points and fence states. `vehicles` sorted, distinct.
+pub async fn read(tx: &Transaction<'_>, vehicles: &[Uuid]) -> Result<Prior, StoreError> {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&vehicles];
+    let positions = tx.query(
+        "SELECT vehicle_id, ts, ST_X(location), ST_Y(location) FROM vehicle_positions \
+         WHERE vehicle_id = ANY($1) ORDER BY vehicle_id FOR UPDATE",
+        &params,
+    );
+    let states = tx.query(
+        "SELECT vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat \
+         FROM geofence_state WHERE vehicle_id = ANY($1)",
+        &params,
+    );
+    // Pipelined: one round trip for both.
+    let (positions, states) = futures_util::future::try_join(positions, states).await?;
+    let mut prior = Prior::default();
+    for r in positions {
+        let ts: DateTime<Utc> = r.get(1);
+        if let Some(pos) = lat_lon(r.get(3), r.get(2)) {
+            prior.last.insert(
+                r.get(0),
+                Fix {
+                    ts: Timestamp::from_unix_micros(ts.timestamp_micros()),
+                    pos,
+                },
+            );
+        }
+    }
+    for r in states {
+        let streak_ts: Option<DateTime<Utc>> = r.get(6);
+        let streak_first = streak_ts.zip(lat_lon(r.get(8), r.get(7))).map(|(ts, pos)| Fix {
+            ts: Timestamp::from_unix_micros(ts.timestamp_micros()),
+            pos,
+        });
+        let since: DateTime<Utc> = r.get(3);
+        let streak: i32 = r.get(5);
+        prior.states.entry(r.get(0)).or_default().insert(
+            r.get(1),
+            FenceState {
+                inside: r.get(2),
+                since: Timestamp::from_unix_micros(since.timestamp_micros()),
+                dwelt: r.get(4),
+                streak: u32::try_from(streak).unwrap_or(0),
+                streak_first,
+            },
+        );
+    }
+    Ok(prior)
+}
+
+fn lat_lon(lat: Option<f64>, lon: Option<f64>) -> Option<LatLon> {
+    LatLon::new(lat?, lon?).ok()
+}
+
+const UPSERT: &str = "\
+INSERT INTO geofence_state AS s (vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::timestamptz[], $5::bool[], $6::int4[],
+                     $7::timestamptz[], $8::float8[], $9::float8[])
+ON CONFLICT (vehicle_id, fence_id) DO UPDATE SET inside = EXCLUDED.inside, since = EXCLUDED.since,
+    dwelt = EXCLUDED.dwelt, streak = EXCLUDED.streak, streak_ts = EXCLUDED.streak_ts,
+    streak_lon = EXCLUDED.streak_lon, streak_lat = EXCLUDED.streak_lat";
+
+const EVENTS: &str = "\
+WITH e AS (
+    INSERT INTO geofence_events (vehicle_id, fence_id, external_id, type, ts, lon, lat)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::float8[], $7::float8[])
+    RETURNING vehicle_id, id)
+INSERT INTO geofence_outbox (vehicle_id, event_id) SELECT vehicle_id, id FROM e";
+
+/// Writes what judging decided; returns how many events it raised.
+pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, StoreError> {
+    let (gone, kept): (Vec<&(Uuid, Uuid, Option<FenceState>)>, Vec<_>) =
+        decided.changed.iter().partition(|c| c.2.is_none());
+    if !gone.is_empty() {
+        let v: Vec<Uuid> = gone.iter().map(|c| c.0).collect();
+        let f: Vec<Uuid> = gone.iter().map(|c| c.1).collect();
+        tx.execute(
+            "DELETE FROM geofence_state s USING unnest($1::uuid[], $2::uuid[]) AS g(v, f) \
+             WHERE s.vehicle_id = g.v AND s.fence_id = g.f",
+            &[&v, &f],
+        )
+        .await?;
+    }
+    if !kept.is_empty() {
+        let n = kept.len();
+        let (mut v, mut f, mut inside, mut since, mut dwelt, mut streak) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut sts, mut slon, mut slat) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (vehicle, fence, state) in kept {
+            let s = state.expect("partitioned on Some");
+            v.push(*vehicle);
+            f.push(*fence);
+            inside.push(s.inside);
+            since.push(s.since.to_datetime());
+            dwelt.push(s.dwelt);
+            streak.push(i32::try_from(s.streak).unwrap_or(i32::MAX));
+            sts.push(s.streak_first.map(|p| p.ts.to_datetime()));
+            slon.push(s.streak_first.map(|p| p.pos.lon()));
+            slat.push(s.streak_first.map(|p| p.pos.lat()));
+        }
+        tx.execute(
+            UPSERT,
+            &[
+                &v, &f, &inside, &since, &dwelt, &streak, &sts, &slon, &slat,
+            ],
+        )
+        .await?;
+    }
+    if decided.events.is_empty() {
+        return Ok(0);
+    }
+    let n = decided.events.len();
+    let (mut v, mut f, mut ext, mut kind) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut ts, mut lon, mut lat) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in &decided.events {
+        v.push(e.vehicle_id);
+        f.push(e.raised.fence_id);
+        ext.push(e.external_id.as_str());
+        kind.push(e.raised.kind.as_str());
+        ts.push(e.raised.at.ts.to_datetime());
+        lon.push(e.raised.at.pos.lon());
+        lat.push(e.raised.at.pos.lat());
+    }
+    tx.execute(EVENTS, &[&v, &f, &ext, &kind, &ts, &lon, &lat])
+        .await?;
+    // Heard at commit, and only if it commits.
+    tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
+        .await?;
+    Ok(n as u64)
+}
