@@ -17,7 +17,9 @@ use crate::ingest::Pipeline;
 use crate::live::{self, Live};
 use crate::observability;
 use crate::readiness::Readiness;
+use crate::geofencing::{self, Geofences};
 use crate::rollup;
+use crate::delivery;
 use crate::shutdown::Shutdown;
 use crate::store::partitions::{self, Partitions};
 use crate::store::{self, migrate};
@@ -32,6 +34,8 @@ pub struct Application {
     pipeline: Option<Pipeline>,
     maintenance: JoinHandle<()>,
     live_feed: JoinHandle<()>,
+    fence_feed: JoinHandle<()>,
+    outbox: JoinHandle<()>,
     queue_drain: JoinHandle<()>,
     rollup: Option<JoinHandle<()>>,
     shutdown: Shutdown,
@@ -60,11 +64,22 @@ impl Application {
         let supervisor = Supervisor::new(shutdown.clone());
         let readiness = Readiness::default();
         let live = Arc::new(Live::default());
+        let fences = Arc::new(Geofences::default());
+        let fence_feed = supervisor.watch(
+            "geofence feed",
+            geofencing::feed::spawn(
+                fences.clone(),
+                settings.database_url.clone(),
+                settings.live_refresh,
+                shutdown.clone(),
+            ),
+        );
         let pipeline = settings.ingest_enabled.then(|| {
             Pipeline::start(
                 &settings,
                 partitions.clone(),
                 live.watched.clone(),
+                fences.clone(),
                 shutdown.clone(),
                 readiness.clone(),
                 &supervisor,
@@ -95,6 +110,7 @@ impl Application {
             broker: pipeline.as_ref().map(Pipeline::broker_status),
             metrics,
             live,
+            fences,
             readiness,
             retention: crate::domain::track::Retention {
                 raw_days: settings.retention.raw_days,
@@ -114,6 +130,14 @@ impl Application {
                 "MERIDIAN_ROLLUP_TRACK_LATE=false: late points will not reach the rollups"
             );
         }
+        let outbox = supervisor.spawn(
+            "geofence outbox",
+            delivery::outbox::run(
+                settings.database_url.clone(),
+                settings.mqtt.clone(),
+                shutdown.clone(),
+            ),
+        );
         let rollup = settings.rollup.enabled.then(|| {
             supervisor.spawn(
                 "rollup",
@@ -130,6 +154,8 @@ impl Application {
             pipeline,
             maintenance,
             live_feed,
+            fence_feed,
+            outbox,
             queue_drain,
             rollup,
             shutdown,
@@ -177,6 +203,8 @@ impl Application {
         }
         self.maintenance.abort();
         self.live_feed.abort();
+        self.fence_feed.abort();
+        self.outbox.abort();
         self.queue_drain.abort();
         if let Some(rollup) = self.rollup {
             rollup.abort();

@@ -12,6 +12,7 @@ pub mod config;
 pub mod delivery;
 pub mod dispatch;
 pub mod domain;
+pub mod geofencing;
 pub mod history;
 pub mod ingest;
 pub mod live;

@@ -16,13 +16,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Json, Path, Query};
-use super::page::{Limit, Page};
+use super::page::{next_after, Limit, Page};
 use super::positions::{decimal, max_age};
 use super::schema::{example, ErrorBody};
 use super::{ApiError, AppState, Caller};
 use crate::domain::geofence::{EventSettings, Fence, Shape};
 use crate::domain::{LatLon, Role};
-use crate::store::geofences::{self, FenceVehicle, Geofence};
+use crate::geofencing::{Entry, Set};
+use crate::store::geofences::{self, FenceVehicle, Geofence, Loaded};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,6 +51,12 @@ pub struct GeofenceBody {
     properties: EventSettingsBody,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+impl From<&Geofence> for GeofenceBody {
+    fn from(g: &Geofence) -> Self {
+        g.clone().into()
+    }
 }
 
 impl From<Geofence> for GeofenceBody {
@@ -225,6 +232,14 @@ pub async fn create(
     let client = s.pool.get().await?;
     let fence = validate(&client, body).await?;
     let created = geofences::create(&**client, &fence).await?;
+    // This node answers from its set at once; the others hear the trigger's NOTIFY.
+    s.fences.apply(
+        created.id,
+        Some(Loaded {
+            row: created.clone(),
+            fence,
+        }),
+    );
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 
@@ -261,9 +276,15 @@ pub async fn replace(
     let client = s.pool.get().await?;
     let fence = validate(&client, body).await?;
     let found = geofences::replace(&**client, id, &fence).await?;
-    found
-        .map(|g| axum::Json(g.into()))
-        .ok_or_else(|| no_fence(id))
+    let row = found.ok_or_else(|| no_fence(id))?;
+    s.fences.apply(
+        id,
+        Some(Loaded {
+            row: row.clone(),
+            fence,
+        }),
+    );
+    Ok(axum::Json(row.into()))
 }
 
 /// Delete a geofence.
@@ -277,6 +298,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::WRITERS)?;
     if geofences::delete(&**s.pool.get().await?, id).await? {
+        s.fences.apply(id, None);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_fence(id))
@@ -301,7 +323,8 @@ pub struct ListParams {
 
 /// Geofences by id, in pages; with `contains=lon,lat` only those holding that point.
 #[utoipa::path(get, path = "/v1/geofences", operation_id = "list_geofences", tag = "geofences", security(("bearer" = [])), params(ListParams),
-    responses((status = 200, description = "A page of geofences, by id", body = Page<GeofenceBody>)))]
+    responses((status = 200, description = "A page of geofences, by id", body = Page<GeofenceBody>),
+              (status = 503, description = "With `contains`: this node's geofence index is loading or has lost the database", body = ErrorBody)))]
 pub async fn list(
     caller: Caller,
     State(s): State<AppState>,
@@ -310,11 +333,21 @@ pub async fn list(
     caller.require(Role::READERS)?;
     let limit = q.limit.unwrap_or_default();
     let point = q.contains.as_deref().map(parse_point).transpose()?;
-    let client = s.pool.get().await?;
-    let rows = match point {
-        Some(p) => geofences::containing(&**client, p, q.after, limit.get()).await?,
-        None => geofences::list(&**client, q.after, limit.get()).await?,
-    };
+    if let Some(p) = point {
+        let set = fences_now(&s)?;
+        let items: Vec<GeofenceBody> = set
+            .containing(p)
+            .into_iter()
+            .filter(|e| q.after.is_none_or(|after| e.row.id > after))
+            .take(limit.get() as usize)
+            .map(|e| GeofenceBody::from(&*e.row))
+            .collect();
+        return Ok(axum::Json(Page {
+            next_after: next_after(&items, limit, |b| b.id),
+            items,
+        }));
+    }
+    let rows = geofences::list(&**s.pool.get().await?, q.after, limit.get()).await?;
     Ok(axum::Json(Page::of(
         rows,
         limit,
@@ -349,7 +382,8 @@ pub struct VehiclesParams {
 #[utoipa::path(get, path = "/v1/geofences/{id}/vehicles", operation_id = "geofence_vehicles", tag = "geofences", security(("bearer" = [])), params(
         ("id" = Uuid, Path, description = "The geofence's id", example = json!(example::GEOFENCE_ID)), VehiclesParams),
     responses((status = 200, description = "A page of vehicles, by vehicle id", body = Page<FenceVehicleBody>),
-              (status = 404, description = "No such geofence", body = ErrorBody)))]
+              (status = 404, description = "No such geofence", body = ErrorBody),
+              (status = 503, description = "This node's geofence index is loading or has lost the database", body = ErrorBody)))]
 pub async fn vehicles(
     caller: Caller,
     State(s): State<AppState>,
@@ -359,21 +393,50 @@ pub async fn vehicles(
     caller.require(Role::READERS)?;
     max_age(q.max_age_s)?;
     let limit = q.limit.unwrap_or_default();
-    let rows = geofences::vehicles_inside(
-        &**s.pool.get().await?,
-        id,
-        q.max_age_s,
-        q.after,
-        limit.get(),
-    )
-    .await?
-    .ok_or_else(|| no_fence(id))?;
+    let entry = fences_now(&s)?.get(id).cloned().ok_or_else(|| no_fence(id))?;
+    let rows = vehicles_in(&s, &entry, q.max_age_s, q.after, limit.get()).await?;
     Ok(axum::Json(Page::of(
         rows,
         limit,
         |v| v.vehicle_id,
         FenceVehicleBody::from,
     )))
+}
+
+/// This node's fences, if they are current (see `geofencing::shared::MAX_STALENESS`).
+fn fences_now(s: &AppState) -> Result<std::sync::RwLockReadGuard<'_, Set>, ApiError> {
+    s.fences.current().ok_or_else(|| {
+        ApiError::Unavailable("the geofence index is loading or has lost the database".into())
+    })
+}
+
+/// Vehicles inside a fence held in memory: candidates from the positions' spatial index by
+/// the fence's boxes, the exact test here, in id order, read in chunks until the page is full.
+async fn vehicles_in(
+    s: &AppState,
+    entry: &Entry,
+    max_age_s: Option<f64>,
+    mut after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FenceVehicle>, ApiError> {
+    let Some(boxes) = geofences::probe_boxes_of(entry.fence.bounds()) else {
+        return Ok(Vec::new());
+    };
+    let chunk = (limit * 2).max(200);
+    let client = s.pool.get().await?;
+    let mut out = Vec::new();
+    loop {
+        let rows = geofences::positions_in(&**client, boxes, max_age_s, after, chunk).await?;
+        let full = rows.len() as i64 == chunk;
+        after = rows.last().map(|r| r.vehicle_id);
+        out.extend(rows.into_iter().filter(|r| {
+            LatLon::new(r.lat, r.lon).is_ok_and(|p| entry.fence.contains(p))
+        }));
+        if out.len() as i64 >= limit || !full {
+            out.truncate(limit as usize);
+            return Ok(out);
+        }
+    }
 }
 
 #[cfg(test)]

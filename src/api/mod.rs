@@ -64,6 +64,8 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// Jobs to drivers: automatic and named dispatch, the queue.
     pub desk: Desk,
+    /// This node's fences in memory: `contains` and fence vehicles answer from them.
+    pub fences: Arc<crate::geofencing::Geofences>,
     /// Conditions raised by the node's parts (ingest, broker) while they cannot do their job.
     pub readiness: Readiness,
     /// How many days raw points are kept (`MERIDIAN_RETENTION_RAW_DAYS`): tracks at raw, 1m

@@ -109,6 +109,7 @@ impl Pipeline {
         settings: &Settings,
         partitions: Arc<Partitions>,
         watched: Watched,
+        fences: Arc<crate::geofencing::Geofences>,
         shutdown: Shutdown,
         readiness: Readiness,
         supervisor: &Supervisor,
@@ -150,6 +151,7 @@ impl Pipeline {
             watched,
             health: WriterHealth::new(readiness),
             track_late: settings.rollup.track_late,
+            fences,
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)

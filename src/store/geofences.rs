@@ -1,14 +1,9 @@
-//! Geofences: create, replace, delete, list; which fences hold a point; which vehicles are in a
-//! fence. Geometry crosses into PostGIS as GeoJSON text built from validated domain types, and
-//! comes back as GeoJSON via `ST_AsGeoJSON`.
-//!
-//! Every spatial query starts from the GiST index on `geofences.bounds` or on
-//! `vehicle_positions.location` with `&&` (bounding boxes), and only then runs the exact test;
-//! casting to geography for the geodesic circle test would otherwise bypass both indexes.
-//! Checked with EXPLAIN ANALYZE on 5,000 fences and 20,000 positions: `containing` is an
-//! `Index Scan using geofences_bounds_gist` (Index Cond `bounds && <point>`), and
-//! `vehicles_inside` a `BitmapOr` of two `Bitmap Index Scan on vehicle_positions_location_gist`
-//! (one per box) joined to the fence by primary key; neither reads a table sequentially.
+//! Geofences: create, replace, delete, list, and the full or per-fence loads every node's
+//! in-memory set (`geofencing`) is built from, which answers which fences hold a point. Which
+//! vehicles are in a fence reads its candidates here, from the GiST index on
+//! `vehicle_positions.location` with `&&` on the fence's boxes (a `BitmapOr` of two bitmap index
+//! scans); the exact test runs in memory. Geometry crosses into PostGIS as GeoJSON text built
+//! from validated domain types, and comes back as GeoJSON via `ST_AsGeoJSON`.
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -18,10 +13,9 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::domain::geofence::{Area, EventSettings, Fence, LonLatBox, Shape};
-use crate::domain::LatLon;
 
 /// A stored geofence.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Geofence {
     pub id: Uuid,
     pub name: String,
@@ -69,15 +63,6 @@ fn geofence(r: &Row) -> Geofence {
         created_at: r.get(7),
         updated_at: r.get(8),
     }
-}
-
-/// Whether a point is inside fence `f` (boundary included), once `&&` on `bounds` has
-/// narrowed the candidates. `{p}` is the point's SQL expression.
-fn inside(p: &str) -> String {
-    format!(
-        "CASE f.kind WHEN 'polygon' THEN ST_Intersects(f.geom, {p}) \
-         ELSE ST_DWithin(f.center::geography, {p}::geography, f.radius_m) END"
-    )
 }
 
 /// A fence's columns as parameters $1–$8, shared by create and replace: name, kind, polygon
@@ -214,116 +199,18 @@ pub async fn list(
         .collect())
 }
 
-/// Fences holding `point` (boundary included), by id. `bounds && point` against a constant
-/// point is a bitmap scan of `geofences_bounds_gist`. (A circle across 180° has one index box
-/// spanning every longitude, so it is a candidate for its whole latitude band; the exact test
-/// settles it. Such fences are rare.)
-pub async fn containing(
-    c: &impl GenericClient,
-    point: LatLon,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Geofence>, StoreError> {
-    let p = "ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)";
-    let sql = format!(
-        "SELECT {COLUMNS} FROM geofences f WHERE f.bounds && {p} AND {inside} AND ($3::uuid IS NULL OR f.id > $3) ORDER BY f.id LIMIT $4",
-        inside = inside(p)
-    );
-    let rows = c
-        .query(&sql, &[&point.lon(), &point.lat(), &after, &limit])
-        .await?;
-    Ok(rows.iter().map(geofence).collect())
-}
-
-/// The fence's bounds as two boxes for `vehicles_inside` to probe with: its parts east and west
-/// of 0° each merged into one (the same box twice when all lie on one side). A fence split at
-/// 180° thus gets a box on each side instead of one spanning every longitude. `None` if there
-/// is no such fence.
-async fn probe_boxes(
-    c: &impl GenericClient,
-    id: Uuid,
-) -> Result<Option<[LonLatBox; 2]>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM ( \
-               SELECT ST_Extent(part.geom) AS b FROM geofences f CROSS JOIN LATERAL ST_Dump(f.bounds) part \
-               WHERE f.id = $1 GROUP BY ST_XMin(part.geom) + ST_XMax(part.geom) >= 0) sides",
-            &[&id],
-        )
-        .await?;
-    let boxes: Vec<LonLatBox> = rows
-        .iter()
-        .map(|r| LonLatBox {
-            west: r.get(0),
-            south: r.get(1),
-            east: r.get(2),
-            north: r.get(3),
-        })
-        .collect();
-    Ok(match boxes[..] {
-        [] => None,
-        [one] => Some([one, one]),
-        [west, east, ..] => Some([west, east]),
-    })
-}
-
-/// Vehicles whose latest position is inside fence `id` (boundary included), fresher than
-/// `max_age_s` if given, by vehicle id; `None` if there is no such fence.
-///
-/// Two steps, on purpose: with the fence's boxes as constants, `location && box` is a bitmap
-/// scan of `vehicle_positions_location_gist` (one per box, OR-ed). Joined to the fence row in
-/// one statement instead, the planner cannot see the fence's size and, for the ORDER BY … LIMIT,
-/// walked the whole table in key order. A fence replaced between the steps can only make this
-/// answer miss a vehicle for that one request, never include a wrong one.
-pub async fn vehicles_inside(
-    c: &impl GenericClient,
-    id: Uuid,
-    max_age_s: Option<f64>,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Option<Vec<FenceVehicle>>, StoreError> {
-    let Some([a, b]) = probe_boxes(c, id).await? else {
-        return Ok(None);
-    };
-    let sql = format!(
-        "SELECT p.vehicle_id, v.external_id, ST_X(p.location), ST_Y(p.location), p.ts \
-         FROM geofences f, vehicle_positions p JOIN vehicles v ON v.id = p.vehicle_id \
-         WHERE f.id = $1 AND (p.location && ST_MakeEnvelope($2, $3, $4, $5, 4326) \
-                              OR p.location && ST_MakeEnvelope($6, $7, $8, $9, 4326)) \
-         AND {inside} AND ($10::float8 IS NULL OR p.ts >= now() - make_interval(secs => $10)) \
-         AND ($11::uuid IS NULL OR p.vehicle_id > $11) ORDER BY p.vehicle_id LIMIT $12",
-        inside = inside("p.location")
-    );
-    let params: [&(dyn ToSql + Sync); 12] = [
-        &id, &a.west, &a.south, &a.east, &a.north, &b.west, &b.south, &b.east, &b.north,
-        &max_age_s, &after, &limit,
-    ];
-    let rows = c.query(&sql, &params).await?;
-    Ok(Some(
-        rows.iter()
-            .map(|r| FenceVehicle {
-                vehicle_id: r.get(0),
-                external_id: r.get(1),
-                lon: r.get(2),
-                lat: r.get(3),
-                ts: r.get(4),
-            })
-            .collect(),
-    ))
-}
-
 /// A stored fence with its shape read back into the domain type, for the in-memory index.
 pub struct Loaded {
     pub row: Geofence,
     pub fence: Fence,
 }
 
-/// Every fence (the index's full load), or one (`id`), shape and all. The stored GeoJSON
+/// Every fence (the index's full load), or those named, shape and all. The stored GeoJSON
 /// holds the exact doubles that were sent (see `COLUMNS`), so the index tests the same
 /// coordinates PostGIS does.
-pub async fn load(c: &impl GenericClient, id: Option<Uuid>) -> Result<Vec<Loaded>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM geofences f WHERE ($1::uuid IS NULL OR f.id = $1)");
-    let rows = c.query(&sql, &[&id]).await?;
+pub async fn load(c: &impl GenericClient, ids: Option<&[Uuid]>) -> Result<Vec<Loaded>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM geofences f WHERE ($1::uuid[] IS NULL OR f.id = ANY($1))");
+    let rows = c.query(&sql, &[&ids]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let row = geofence(r);
@@ -351,4 +238,58 @@ fn read_back(row: &Geofence) -> Result<Fence, crate::domain::geofence::GeofenceE
         }
     };
     Fence::from_json(body)
+}
+
+/// The probe boxes `vehicles_inside` uses, from boxes already in memory: the parts east and
+/// west of 0° each merged into one (the same box twice when all lie on one side).
+pub fn probe_boxes_of(bounds: &[LonLatBox]) -> Option<[LonLatBox; 2]> {
+    let merge = |east: bool| {
+        bounds
+            .iter()
+            .filter(|b| (b.west + b.east >= 0.0) == east)
+            .copied()
+            .reduce(|a, b| LonLatBox {
+                west: a.west.min(b.west),
+                south: a.south.min(b.south),
+                east: a.east.max(b.east),
+                north: a.north.max(b.north),
+            })
+    };
+    match (merge(false), merge(true)) {
+        (Some(w), Some(e)) => Some([w, e]),
+        (Some(one), None) | (None, Some(one)) => Some([one, one]),
+        (None, None) => None,
+    }
+}
+
+/// Latest positions inside the two boxes (candidates: the caller runs the exact test), fresher
+/// than `max_age_s` if given, by vehicle id after `after`, at most `limit`.
+pub async fn positions_in(
+    c: &impl GenericClient,
+    [a, b]: [LonLatBox; 2],
+    max_age_s: Option<f64>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FenceVehicle>, StoreError> {
+    let sql = "SELECT p.vehicle_id, v.external_id, ST_X(p.location), ST_Y(p.location), p.ts \
+         FROM vehicle_positions p JOIN vehicles v ON v.id = p.vehicle_id \
+         WHERE (p.location && ST_MakeEnvelope($1, $2, $3, $4, 4326) \
+                OR p.location && ST_MakeEnvelope($5, $6, $7, $8, 4326)) \
+         AND ($9::float8 IS NULL OR p.ts >= now() - make_interval(secs => $9)) \
+         AND ($10::uuid IS NULL OR p.vehicle_id > $10) ORDER BY p.vehicle_id LIMIT $11";
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &a.west, &a.south, &a.east, &a.north, &b.west, &b.south, &b.east, &b.north, &max_age_s,
+        &after, &limit,
+    ];
+    let rows = c.query(sql, &params).await?;
+    Ok(rows
+        .iter()
+        .map(|r| FenceVehicle {
+            vehicle_id: r.get(0),
+            external_id: r.get(1),
+            lon: r.get(2),
+            lat: r.get(3),
+            ts: r.get(4),
+        })
+        .collect())
 }

@@ -101,13 +101,16 @@ impl Fence {
         let Value::Object(obj) = &body else {
             return Err(GeofenceError::Shape(FORMS.into()));
         };
-        if ["type", "geometry", "properties"]
-            .iter()
-            .any(|k| obj.contains_key(*k))
+        let circle = obj.contains_key("center") || obj.contains_key("radius_m");
+        // A circle may carry `properties` (its event settings); a Feature always has a type
+        // or a geometry.
+        if obj.contains_key("type")
+            || obj.contains_key("geometry")
+            || (obj.contains_key("properties") && !circle)
         {
             feature_type(obj)?;
             Self::feature(body)
-        } else if obj.contains_key("center") || obj.contains_key("radius_m") {
+        } else if circle {
             Self::circle(body)
         } else {
             Err(GeofenceError::Shape(FORMS.into()))
