@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod geofencing;
 pub mod history;
 pub mod ingest;
 pub mod live;
