@@ -4,6 +4,7 @@
 
 mod history;
 mod live;
+mod webhooks;
 
 use std::sync::OnceLock;
 
@@ -15,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 pub use history::*;
 pub use live::*;
+pub use webhooks::*;
 
 pub const MESSAGES_RECEIVED: &str = "meridian_ingest_messages_received_total";
 pub const MESSAGES_REDELIVERED: &str = "meridian_ingest_messages_redelivered_total";
@@ -113,6 +115,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(ROLLUP_LATE_DELAY.into()), LAG_BUCKETS)
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WEBHOOK_ATTEMPT_DURATION.into()),
+                        webhooks::ATTEMPT_BUCKETS,
+                    )
+                })
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
@@ -125,6 +133,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 fn describe() {
     history::describe();
     live::describe();
+    webhooks::describe();
     describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");
     describe_counter!(
         MESSAGES_REDELIVERED,
