@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::delivery::webhooks as webhook_delivery;
 use crate::dispatch::{self, Desk};
 use crate::domain::Timestamp;
 use crate::ingest::ack::Acker;
@@ -35,9 +36,10 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     live_feed: JoinHandle<()>,
     fence_feed: JoinHandle<()>,
-    outbox: JoinHandle<()>,
+    outbox: Option<JoinHandle<()>>,
     queue_drain: JoinHandle<()>,
     rollup: Option<JoinHandle<()>>,
+    webhooks: Option<JoinHandle<()>>,
     shutdown: Shutdown,
     /// Watches every task above (and the HTTP server, once running).
     supervisor: Supervisor,
@@ -130,14 +132,16 @@ impl Application {
                 "MERIDIAN_ROLLUP_TRACK_LATE=false: late points will not reach the rollups"
             );
         }
-        let outbox = supervisor.spawn(
-            "geofence outbox",
-            delivery::outbox::run(
-                settings.database_url.clone(),
-                settings.mqtt.clone(),
-                shutdown.clone(),
-            ),
-        );
+        let outbox = settings.webhooks.enabled.then(|| {
+            supervisor.spawn(
+                "geofence outbox",
+                delivery::outbox::run(
+                    settings.database_url.clone(),
+                    settings.mqtt.clone(),
+                    shutdown.clone(),
+                ),
+            )
+        });
         let rollup = settings.rollup.enabled.then(|| {
             supervisor.spawn(
                 "rollup",
@@ -148,6 +152,28 @@ impl Application {
                 ),
             )
         });
+        let webhooks = if settings.webhooks.enabled {
+            if settings.webhooks.retry_horizon < Duration::from_secs(24 * 3600) {
+                tracing::warn!(
+                    horizon = ?settings.webhooks.retry_horizon,
+                    "MERIDIAN_WEBHOOK_RETRY_HOURS is under 24: webhook deliveries are given up \
+                     on (and failing webhooks disabled) sooner than a day"
+                );
+            }
+            let sender = webhook_delivery::Sender::new(&settings.webhooks)
+                .context("building the webhook HTTP client")?;
+            Some(supervisor.spawn(
+                "webhook delivery",
+                webhook_delivery::run(
+                    settings.database_url.clone(),
+                    settings.webhooks.clone(),
+                    sender,
+                    shutdown.clone(),
+                ),
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             listener,
             state,
@@ -158,6 +184,7 @@ impl Application {
             outbox,
             queue_drain,
             rollup,
+            webhooks,
             shutdown,
             supervisor,
             settings,
@@ -204,10 +231,19 @@ impl Application {
         self.maintenance.abort();
         self.live_feed.abort();
         self.fence_feed.abort();
-        self.outbox.abort();
+        if let Some(outbox) = self.outbox {
+            outbox.abort();
+        }
         self.queue_drain.abort();
         if let Some(rollup) = self.rollup {
             rollup.abort();
+        }
+        if let Some(webhooks) = self.webhooks {
+            // It lets requests already out finish (each within the timeout), then returns.
+            let deadline = self.settings.webhooks.timeout + Duration::from_secs(2);
+            if tokio::time::timeout(deadline, webhooks).await.is_err() {
+                tracing::warn!("webhook delivery did not stop in time");
+            }
         }
         if tokio::time::timeout(Duration::from_secs(5), server)
             .await

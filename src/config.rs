@@ -24,6 +24,26 @@ pub struct Settings {
     pub live_refresh: Duration,
     pub dispatch: DispatchSettings,
     pub rollup: RollupSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook delivery (`delivery::webhooks`). Production defaults: 5 s timeout, backoff from 1 s
+/// doubling to at most 1 h, retries for 24 h; tests shrink the backoff and the horizon.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Whether this node runs delivery workers (any number of nodes may: they share the work).
+    pub enabled: bool,
+    /// Where webhooks may deliver; `None` (unset): anywhere. Checked at delivery time against
+    /// every address the host resolves to.
+    pub allow: Option<crate::domain::webhook::Allowlist>,
+    /// One request, connect to last byte.
+    pub timeout: Duration,
+    /// The first retry's delay; each further one doubles, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a delivery is retried before it is marked failed; also how long a webhook may
+    /// go without a success before it is disabled.
+    pub retry_horizon: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +178,32 @@ impl Settings {
                 fold_marks: env.parse("MERIDIAN_ROLLUP_FOLD_MARKS", "5000")?,
                 track_late: env.parse("MERIDIAN_ROLLUP_TRACK_LATE", "true")?,
             },
+            webhooks: WebhookSettings {
+                enabled: env.parse("MERIDIAN_DELIVERY", "true")?,
+                allow: get("MERIDIAN_WEBHOOK_ALLOW")
+                    .filter(|a| !a.trim().is_empty())
+                    .map(|a| a.parse())
+                    .transpose()
+                    .map_err(
+                        |e: crate::domain::webhook::AllowlistError| ConfigError::Invalid {
+                            name: "MERIDIAN_WEBHOOK_ALLOW",
+                            message: e.to_string(),
+                        },
+                    )?,
+                timeout: Duration::from_millis(env.parse("MERIDIAN_WEBHOOK_TIMEOUT_MS", "5000")?),
+                backoff_base: Duration::from_millis(
+                    env.parse("MERIDIAN_WEBHOOK_BACKOFF_BASE_MS", "1000")?,
+                ),
+                backoff_max: Duration::from_millis(
+                    env.parse("MERIDIAN_WEBHOOK_BACKOFF_MAX_MS", "3600000")?,
+                ),
+                retry_horizon: hours(env.parse("MERIDIAN_WEBHOOK_RETRY_HOURS", "24")?).ok_or_else(
+                    || ConfigError::Invalid {
+                        name: "MERIDIAN_WEBHOOK_RETRY_HOURS",
+                        message: "must be a positive number of hours".into(),
+                    },
+                )?,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -214,8 +260,26 @@ impl Settings {
                 "must be at least MERIDIAN_RETENTION_RAW_DAYS",
             );
         }
+        let w = &self.webhooks;
+        if w.timeout.is_zero() {
+            return invalid("MERIDIAN_WEBHOOK_TIMEOUT_MS", "must be at least 1");
+        }
+        if w.backoff_base.is_zero() {
+            return invalid("MERIDIAN_WEBHOOK_BACKOFF_BASE_MS", "must be at least 1");
+        }
+        if w.backoff_max < w.backoff_base {
+            return invalid(
+                "MERIDIAN_WEBHOOK_BACKOFF_MAX_MS",
+                "must be at least MERIDIAN_WEBHOOK_BACKOFF_BASE_MS",
+            );
+        }
         Ok(())
     }
+}
+
+/// Fractional hours (`0.01` is 36 s, for tests) as a duration; `None` unless positive and finite.
+fn hours(h: f64) -> Option<Duration> {
+    (h.is_finite() && h > 0.0 && h < 1e6).then(|| Duration::from_secs_f64(h * 3600.0))
 }
 
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
@@ -313,5 +377,33 @@ mod tests {
         assert!(settings(&[("MERIDIAN_BATCH_ROWS", "0")]).is_err());
         assert!(settings(&[("MERIDIAN_BATCH_ROWS", "lots")]).is_err());
         assert!(settings(&[("MQTT_RECEIVE_MAXIMUM", "10")]).is_err());
+    }
+
+    #[test]
+    fn webhook_defaults_and_refusals() {
+        let w = settings(&[]).unwrap().webhooks;
+        assert!(w.enabled && w.allow.is_none());
+        assert_eq!(w.timeout, Duration::from_secs(5));
+        assert_eq!(w.backoff_max, Duration::from_secs(3600));
+        assert_eq!(w.retry_horizon, Duration::from_secs(24 * 3600));
+        let short = settings(&[("MERIDIAN_WEBHOOK_RETRY_HOURS", "0.001")]).unwrap();
+        assert_eq!(short.webhooks.retry_horizon, Duration::from_millis(3600));
+        for (name, value) in [
+            ("MERIDIAN_WEBHOOK_RETRY_HOURS", "0"),
+            ("MERIDIAN_WEBHOOK_RETRY_HOURS", "NaN"),
+            ("MERIDIAN_WEBHOOK_TIMEOUT_MS", "0"),
+            ("MERIDIAN_WEBHOOK_BACKOFF_MAX_MS", "10"),
+            ("MERIDIAN_WEBHOOK_ALLOW", "10.0.0.0/33"),
+            ("MERIDIAN_WEBHOOK_ALLOW", "bad host!"),
+            ("MERIDIAN_DELIVERY", "sometimes"),
+        ] {
+            assert!(settings(&[(name, value)]).is_err(), "{name}={value}");
+        }
+        let allow = settings(&[("MERIDIAN_WEBHOOK_ALLOW", "hooks.example.com, 10.0.0.0/8")])
+            .unwrap()
+            .webhooks
+            .allow
+            .unwrap();
+        assert!(allow.allows_ip("10.1.2.3".parse().unwrap()));
     }
 }

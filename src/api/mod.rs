@@ -23,6 +23,7 @@ mod schema;
 mod shifts;
 mod track;
 mod vehicles;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,6 +125,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(maintenance::routes())
         .merge(alerts::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
         .split_for_parts();
     contract::finish(&mut doc);
     (router, contract::with_raw_schemas(&doc))

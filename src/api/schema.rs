@@ -36,6 +36,7 @@ pub mod example {
     pub const DISPATCH_ID: &str = "6e5d4c3b-2a19-4f08-8e7d-6c5b4a392817";
     pub const MAINTENANCE_ID: &str = "c4d5e6f7-a8b9-4c0d-9e1f-2a3b4c5d6e7f";
     pub const ALERT_ID: &str = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
+    pub const WEBHOOK_ID: &str = "8f9e0d1c-2b3a-4c5d-9e6f-7a8b9c0d1e2f";
 }
 
 /// Free-form JSON that PostgreSQL's jsonb can store: any value, but no U+0000 in any string

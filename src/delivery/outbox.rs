@@ -19,7 +19,7 @@ use super::mqtt::{Publisher, MAX_ROUND};
 use crate::config::MqttSettings;
 use crate::observability;
 use crate::shutdown::Shutdown;
-use crate::store::{self, geofence_events, geofence_state, live, outbox, StoreError};
+use crate::store::{self, geofence_events, geofence_state, live, outbox, webhooks, StoreError};
 
 const POLL: Duration = Duration::from_secs(1);
 /// How long the broker has to acknowledge a round before it is postponed and retried.
@@ -110,7 +110,7 @@ async fn round(client: &mut Client, publisher: &mut Publisher) -> Result<usize, 
         observability::outbox_postponed(claimed.len(), &reason);
         return Err(Failure::Publish);
     }
-    let deliveries = 0; // MERGE: webhooks::fan_out(&tx, &claimed).await? when the webhooks land
+    let deliveries = webhooks::fan_out(&tx, &claimed).await?;
     outbox::done(&tx, &claimed).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let lag: Vec<f64> = events

@@ -13,6 +13,7 @@ mod role;
 mod status;
 mod timestamp;
 pub mod track;
+pub mod webhook;
 
 pub use external_id::{ExternalId, ExternalIdError};
 pub use money::{Money, MoneyError};

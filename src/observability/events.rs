@@ -13,7 +13,6 @@ pub const OUTBOX_POSTPONED: &str = "meridian_geofence_outbox_postponed_total";
 pub const OUTBOX_ERRORS: &str = "meridian_geofence_outbox_errors_total";
 pub const OUTBOX_LAG: &str = "meridian_geofence_outbox_lag_seconds";
 pub const OUTBOX_ROUND_DURATION: &str = "meridian_geofence_outbox_round_duration_seconds";
-pub const WEBHOOK_DELIVERIES_QUEUED: &str = "meridian_webhook_deliveries_queued_total";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -39,10 +38,6 @@ pub(super) fn describe() {
         "From an event's commit to the broker acknowledging its publication"
     );
     describe_histogram!(OUTBOX_ROUND_DURATION, "Time of one outbox round");
-    describe_counter!(
-        WEBHOOK_DELIVERIES_QUEUED,
-        "Webhook deliveries recorded by the outbox fan-out"
-    );
 }
 
 pub fn geofence_judged(events: u64, spent: Duration) {
@@ -58,7 +53,7 @@ pub fn geofences_loaded(n: usize) {
 
 pub fn outbox_published(events: usize, deliveries: u64, lag_s: &[f64], spent: Duration) {
     counter!(OUTBOX_PUBLISHED).increment(events as u64);
-    counter!(WEBHOOK_DELIVERIES_QUEUED).increment(deliveries);
+    super::webhook_deliveries_queued(deliveries);
     let lag = histogram!(OUTBOX_LAG);
     for s in lag_s {
         lag.record(*s);

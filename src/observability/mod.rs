@@ -5,6 +5,7 @@
 mod events;
 mod history;
 mod live;
+mod webhooks;
 
 use std::sync::OnceLock;
 
@@ -17,6 +18,7 @@ use tracing_subscriber::EnvFilter;
 pub use events::*;
 pub use history::*;
 pub use live::*;
+pub use webhooks::*;
 
 pub const MESSAGES_RECEIVED: &str = "meridian_ingest_messages_received_total";
 pub const MESSAGES_REDELIVERED: &str = "meridian_ingest_messages_redelivered_total";
@@ -128,6 +130,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         DURATION_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WEBHOOK_ATTEMPT_DURATION.into()),
+                        webhooks::ATTEMPT_BUCKETS,
+                    )
+                })
                 .expect("bucket lists are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
@@ -141,6 +149,7 @@ fn describe() {
     events::describe();
     history::describe();
     live::describe();
+    webhooks::describe();
     describe_counter!(MESSAGES_RECEIVED, "MQTT messages taken from the broker");
     describe_counter!(
         MESSAGES_REDELIVERED,

@@ -27,6 +27,7 @@ pub mod shifts;
 pub mod telemetry;
 pub mod track;
 pub mod vehicles;
+pub mod webhooks;
 
 use std::str::FromStr;
 

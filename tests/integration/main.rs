@@ -29,4 +29,5 @@ mod restart;
 mod rollups;
 mod shifts;
 mod track;
+mod webhooks;
 mod write_faults;

@@ -103,7 +103,17 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["external_id", "fence_id", "id", "lat", "lon", "recorded_at", "ts", "type", "vehicle_id"]
+            [
+                "external_id",
+                "fence_id",
+                "id",
+                "lat",
+                "lon",
+                "recorded_at",
+                "ts",
+                "type",
+                "vehicle_id"
+            ]
         );
         assert_eq!(v["type"], "enter");
         assert_eq!("dwell".parse::<EventKind>(), Ok(EventKind::Dwell));
