@@ -393,7 +393,10 @@ pub async fn vehicles(
     caller.require(Role::READERS)?;
     max_age(q.max_age_s)?;
     let limit = q.limit.unwrap_or_default();
-    let entry = fences_now(&s)?.get(id).cloned().ok_or_else(|| no_fence(id))?;
+    let entry = fences_now(&s)?
+        .get(id)
+        .cloned()
+        .ok_or_else(|| no_fence(id))?;
     let rows = vehicles_in(&s, &entry, q.max_age_s, q.after, limit.get()).await?;
     Ok(axum::Json(Page::of(
         rows,
@@ -429,9 +432,10 @@ async fn vehicles_in(
         let rows = geofences::positions_in(&**client, boxes, max_age_s, after, chunk).await?;
         let full = rows.len() as i64 == chunk;
         after = rows.last().map(|r| r.vehicle_id);
-        out.extend(rows.into_iter().filter(|r| {
-            LatLon::new(r.lat, r.lon).is_ok_and(|p| entry.fence.contains(p))
-        }));
+        out.extend(
+            rows.into_iter()
+                .filter(|r| LatLon::new(r.lat, r.lon).is_ok_and(|p| entry.fence.contains(p))),
+        );
         if out.len() as i64 >= limit || !full {
             out.truncate(limit as usize);
             return Ok(out);

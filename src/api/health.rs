@@ -30,7 +30,7 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// Ready = database reachable, schema at this binary's version, broker connected (if ingesting),
-/// live index loaded and current, and no part of the node reporting a failure (`failing`).
+/// live index and geofence set loaded and current, and no part of the node reporting a failure (`failing`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Readiness),
               (status = 503, description = "Not ready: the body says which checks fail and why", body = Readiness)))]
@@ -52,13 +52,19 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     };
     let broker = state.broker.as_ref().map(|b| b.is_connected());
     let live_index = state.live.is_current();
+    let geofence_index = state.fences.current().is_some();
     let failing: Vec<FailingCheck> = state
         .readiness
         .failing()
         .into_iter()
         .map(|(check, reason)| FailingCheck { check, reason })
         .collect();
-    let ready = db_ok && migrations_ok && broker != Some(false) && live_index && failing.is_empty();
+    let ready = db_ok
+        && migrations_ok
+        && broker != Some(false)
+        && live_index
+        && geofence_index
+        && failing.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -69,6 +75,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         migrations: migrations_ok,
         broker,
         live_index,
+        geofence_index,
     };
     (
         status,

@@ -166,6 +166,8 @@ pub struct ReadinessChecks {
     pub broker: Option<bool>,
     /// The in-memory nearest-driver index is loaded and no older than its staleness limit.
     pub live_index: bool,
+    /// The in-memory geofence set is loaded and no older than its staleness limit.
+    pub geofence_index: bool,
 }
 
 /// An API key as the API shows it: never the secret or its hash.

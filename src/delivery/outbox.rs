@@ -34,7 +34,10 @@ pub async fn run(url: String, mqtt: MqttSettings, shutdown: Shutdown) {
     let mut client: Option<Client> = None;
     let mut listening: Option<(Client, tokio::task::JoinHandle<()>)> = None;
     loop {
-        if listening.as_ref().is_none_or(|(_, closed)| closed.is_finished()) {
+        if listening
+            .as_ref()
+            .is_none_or(|(_, closed)| closed.is_finished())
+        {
             let woken = wake.clone();
             listening = live::listen(&url, &[geofence_state::EVENTS_CHANNEL], move |_, _| {
                 woken.notify_one()

@@ -121,7 +121,11 @@ impl Set {
     }
 
     fn entries_of(&self, found: Vec<Arc<CompiledFence>>, out: &mut Vec<Entry>) {
-        out.extend(found.iter().filter_map(|f| self.entries.get(&f.id()).cloned()));
+        out.extend(
+            found
+                .iter()
+                .filter_map(|f| self.entries.get(&f.id()).cloned()),
+        );
     }
 }
 

@@ -171,12 +171,14 @@ impl Writer {
             .ensure(client, prepared.days.iter().copied())
             .await?;
         let points = (!self.fences.read().is_empty()).then(|| fence_points(batch, &vehicles));
-        let judge = |prior: &Prior| self.judge(prior, points.as_ref().expect("judging only with points"));
+        let judge =
+            |prior: &Prior| self.judge(prior, points.as_ref().expect("judging only with points"));
         let judge: Option<&(dyn Fn(&Prior) -> Decided + Send + Sync)> =
             points.as_ref().map(|_| &judge as _);
-        let written = tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(client, &prepared, judge))
-            .await
-            .map_err(|_| StoreError::Timeout(WRITE_TIMEOUT))??;
+        let written =
+            tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(client, &prepared, judge))
+                .await
+                .map_err(|_| StoreError::Timeout(WRITE_TIMEOUT))??;
         observe_commit(batch, &vehicles, &prepared);
         Ok(written)
     }
@@ -194,11 +196,13 @@ impl Writer {
             decided
                 .changed
                 .extend(j.changed.into_iter().map(|(f, s)| (*vehicle, f, s)));
-            decided.events.extend(j.events.into_iter().map(|raised| NewEvent {
-                vehicle_id: *vehicle,
-                external_id: external_id.clone(),
-                raised,
-            }));
+            decided
+                .events
+                .extend(j.events.into_iter().map(|raised| NewEvent {
+                    vehicle_id: *vehicle,
+                    external_id: external_id.clone(),
+                    raised,
+                }));
         }
         drop(fences);
         observability::geofence_judged(decided.events.len() as u64, started.elapsed());

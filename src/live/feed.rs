@@ -73,24 +73,25 @@ async fn session(
         source::AVAILABILITY_CHANNEL,
         source::API_KEYS_CHANNEL,
     ];
-    let (listener, closed) = source::listen(url, &channels, move |channel, payload| match channel {
-        source::POSITIONS_CHANNEL => {
-            let rows = source::decode_positions(payload).collect();
-            if tx.try_send(rows).is_err() {
-                overflow.store(true, Ordering::Release);
+    let (listener, closed) =
+        source::listen(url, &channels, move |channel, payload| match channel {
+            source::POSITIONS_CHANNEL => {
+                let rows = source::decode_positions(payload).collect();
+                if tx.try_send(rows).is_err() {
+                    overflow.store(true, Ordering::Release);
+                }
             }
-        }
-        source::AVAILABILITY_CHANNEL => {
-            notified.ask(|r| match AvailabilityChange::decode(payload) {
-                AvailabilityChange::Drivers(ids) => r.drivers(&ids),
-                AvailabilityChange::Vehicles(ids) => r.vehicles(&ids),
-                AvailabilityChange::Everything => r.everything(),
-            });
-        }
-        source::API_KEYS_CHANNEL => notified.keys.clear(),
-        _ => {}
-    })
-    .await?;
+            source::AVAILABILITY_CHANNEL => {
+                notified.ask(|r| match AvailabilityChange::decode(payload) {
+                    AvailabilityChange::Drivers(ids) => r.drivers(&ids),
+                    AvailabilityChange::Vehicles(ids) => r.vehicles(&ids),
+                    AvailabilityChange::Everything => r.everything(),
+                });
+            }
+            source::API_KEYS_CHANNEL => notified.keys.clear(),
+            _ => {}
+        })
+        .await?;
     // Listening from here: whatever commits from now on is heard; everything before is read.
     live.keys.set_trusted(true);
     observability::live_listening(true);

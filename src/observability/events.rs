@@ -62,7 +62,11 @@ pub fn outbox_published(events: usize, deliveries: u64, lag_s: &[f64], spent: Du
 }
 
 pub fn outbox_postponed(events: usize, reason: &str) {
-    tracing::warn!(events, reason, "geofence events not published; retrying later");
+    tracing::warn!(
+        events,
+        reason,
+        "geofence events not published; retrying later"
+    );
     counter!(OUTBOX_POSTPONED).increment(events as u64);
 }
 

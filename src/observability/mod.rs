@@ -117,7 +117,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(ROLLUP_LATE_DELAY.into()), LAG_BUCKETS)
                 })
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(OUTBOX_LAG.into()), LAG_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(OUTBOX_LAG.into()), LAG_BUCKETS)
+                })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(GEOFENCE_JUDGE_DURATION.into()),

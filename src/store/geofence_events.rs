@@ -51,7 +51,15 @@ pub async fn list(
     let rows = c
         .query(
             &sql,
-            &[&f.fence_id, &f.vehicle_id, &kind, &f.from, &f.to, &after, &limit],
+            &[
+                &f.fence_id,
+                &f.vehicle_id,
+                &kind,
+                &f.from,
+                &f.to,
+                &after,
+                &limit,
+            ],
         )
         .await?;
     Ok(rows.iter().map(event).collect())

@@ -33,10 +33,12 @@ pub struct Prior {
 /// What judging a batch decided.
 #[derive(Debug, Default)]
 pub struct Decided {
-    /// (vehicle, fence, new state; `None` deletes it).
-    pub changed: Vec<(Uuid, Uuid, Option<FenceState>)>,
+    pub changed: Vec<Change>,
     pub events: Vec<NewEvent>,
 }
+
+/// (vehicle, fence, new state; `None` deletes it).
+pub type Change = (Uuid, Uuid, Option<FenceState>);
 
 #[derive(Debug)]
 pub struct NewEvent {
@@ -78,10 +80,12 @@ pub async fn read(tx: &Transaction<'_>, vehicles: &[Uuid]) -> Result<Prior, Stor
     }
     for r in states {
         let streak_ts: Option<DateTime<Utc>> = r.get(6);
-        let streak_first = streak_ts.zip(lat_lon(r.get(8), r.get(7))).map(|(ts, pos)| Fix {
-            ts: Timestamp::from_unix_micros(ts.timestamp_micros()),
-            pos,
-        });
+        let streak_first = streak_ts
+            .zip(lat_lon(r.get(8), r.get(7)))
+            .map(|(ts, pos)| Fix {
+                ts: Timestamp::from_unix_micros(ts.timestamp_micros()),
+                pos,
+            });
         let since: DateTime<Utc> = r.get(3);
         let streak: i32 = r.get(5);
         prior.states.entry(r.get(0)).or_default().insert(
@@ -120,8 +124,7 @@ INSERT INTO geofence_outbox (vehicle_id, event_id) SELECT vehicle_id, id FROM e"
 
 /// Writes what judging decided; returns how many events it raised.
 pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, StoreError> {
-    let (gone, kept): (Vec<&(Uuid, Uuid, Option<FenceState>)>, Vec<_>) =
-        decided.changed.iter().partition(|c| c.2.is_none());
+    let (gone, kept): (Vec<&Change>, Vec<_>) = decided.changed.iter().partition(|c| c.2.is_none());
     if !gone.is_empty() {
         let v: Vec<Uuid> = gone.iter().map(|c| c.0).collect();
         let f: Vec<Uuid> = gone.iter().map(|c| c.1).collect();
@@ -161,9 +164,7 @@ pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, Store
         }
         tx.execute(
             UPSERT,
-            &[
-                &v, &f, &inside, &since, &dwelt, &streak, &sts, &slon, &slat,
-            ],
+            &[&v, &f, &inside, &since, &dwelt, &streak, &sts, &slon, &slat],
         )
         .await?;
     }

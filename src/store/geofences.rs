@@ -209,7 +209,8 @@ pub struct Loaded {
 /// holds the exact doubles that were sent (see `COLUMNS`), so the index tests the same
 /// coordinates PostGIS does.
 pub async fn load(c: &impl GenericClient, ids: Option<&[Uuid]>) -> Result<Vec<Loaded>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM geofences f WHERE ($1::uuid[] IS NULL OR f.id = ANY($1))");
+    let sql =
+        format!("SELECT {COLUMNS} FROM geofences f WHERE ($1::uuid[] IS NULL OR f.id = ANY($1))");
     let rows = c.query(&sql, &[&ids]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -217,7 +218,9 @@ pub async fn load(c: &impl GenericClient, ids: Option<&[Uuid]>) -> Result<Vec<Lo
         match read_back(&row) {
             Ok(fence) => out.push(Loaded { row, fence }),
             // Only a row written around the API (psql) can fail here: say so, serve the rest.
-            Err(e) => tracing::error!(fence = %row.id, error = %e, "stored geofence does not read back; not indexed"),
+            Err(e) => {
+                tracing::error!(fence = %row.id, error = %e, "stored geofence does not read back; not indexed")
+            }
         }
     }
     Ok(out)

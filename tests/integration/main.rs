@@ -13,6 +13,7 @@ mod dispatch;
 mod dispatch_schema;
 mod fleet;
 mod geodesy;
+mod geofence_events;
 mod geofences;
 mod health;
 mod helpers;

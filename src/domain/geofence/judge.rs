@@ -151,10 +151,14 @@ pub fn judge<S: Fences>(
                 continue;
             }
             used = true;
-            let before = current.get(&id).copied().unwrap_or_else(FenceState::outside);
+            let before = current
+                .get(&id)
+                .copied()
+                .unwrap_or_else(FenceState::outside);
             let after = step(&fence, &settings, before, last, p, &mut out.events);
             if after != before {
-                out.changed.insert(id, (!after.is_resting()).then_some(after));
+                out.changed
+                    .insert(id, (!after.is_resting()).then_some(after));
                 if after.is_resting() {
                     current.remove(&id);
                 } else {

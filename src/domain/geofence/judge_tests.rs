@@ -157,7 +157,11 @@ fn entering_needs_three_points_past_the_hysteresis_and_is_dated_by_the_first() {
     let mut points = vec![fix(0, -200.0, 0.0), fix(1, -100.0, 0.0)];
     points.extend([fix(2, 10.0, 0.0), fix(3, 40.0, 0.0), fix(4, 50.0, 0.0)]);
     let events = run(&world, points.clone(), 1);
-    assert_eq!(kinds(&events), [] as [EventKind; 0], "only two points 30 m in");
+    assert_eq!(
+        kinds(&events),
+        [] as [EventKind; 0],
+        "only two points 30 m in"
+    );
     points.push(fix(5, 60.0, 0.0));
     let events = run(&world, points, 1);
     assert_eq!(kinds(&events), [EventKind::Enter]);
@@ -179,11 +183,18 @@ fn an_hour_of_15_m_jitter_across_an_edge_raises_nothing() {
         // Box–Muller: two independent normal draws, σ = 15 m.
         let (u, v) = (uniform(), uniform());
         let r = (-2.0 * u.ln()).sqrt() * 15.0;
-        let (dx, dy) = (r * (std::f64::consts::TAU * v).cos(), r * (std::f64::consts::TAU * v).sin());
+        let (dx, dy) = (
+            r * (std::f64::consts::TAU * v).cos(),
+            r * (std::f64::consts::TAU * v).sin(),
+        );
         points.push(fix(s, dx, dy));
     }
     assert_eq!(run(&world, points.clone(), 1), vec![]);
-    assert_eq!(run(&world, points.clone(), 50), vec![], "batching changes nothing");
+    assert_eq!(
+        run(&world, points.clone(), 50),
+        vec![],
+        "batching changes nothing"
+    );
     // The same track without hysteresis flaps all hour: the test can see a flap.
     let mut bare = depot();
     bare.settings.hysteresis_m = 0.0;
@@ -221,12 +232,20 @@ fn late_and_out_of_order_points_do_not_flap() {
     for (id, s) in j.changed {
         states.insert(id, s.unwrap());
     }
-    let mut late = vec![fix(3, -200.0, 0.0), fix(1, -200.0, 0.0), fix(2, -200.0, 0.0)];
+    let mut late = vec![
+        fix(3, -200.0, 0.0),
+        fix(1, -200.0, 0.0),
+        fix(2, -200.0, 0.0),
+    ];
     let again = judge(&world, j.last, &states, &mut late);
     assert_eq!(again.events, vec![]);
     assert!(again.changed.is_empty());
     // Out of order inside one batch: sorted first, so enter is dated by the earliest.
-    let mut shuffled = vec![fix(22, 500.0, 0.0), fix(20, 500.0, 0.0), fix(21, 500.0, 0.0)];
+    let mut shuffled = vec![
+        fix(22, 500.0, 0.0),
+        fix(20, 500.0, 0.0),
+        fix(21, 500.0, 0.0),
+    ];
     let j = judge(&world, None, &HashMap::new(), &mut shuffled);
     assert_eq!(j.events[0].at.ts, fix(20, 0.0, 0.0).0.ts);
 }
@@ -249,7 +268,11 @@ fn a_step_over_a_small_fence_is_a_cross() {
     let events = run(&world, vec![fix(0, 700.0, 0.0), fix(3600, 1300.0, 5.0)], 1);
     assert_eq!(events, vec![]);
     // A step that misses it.
-    let events = run(&world, vec![fix(0, 700.0, 100.0), fix(30, 1300.0, 100.0)], 1);
+    let events = run(
+        &world,
+        vec![fix(0, 700.0, 100.0), fix(30, 1300.0, 100.0)],
+        1,
+    );
     assert_eq!(events, vec![]);
 }
 
@@ -262,12 +285,17 @@ fn vague_points_are_ignored_and_an_unknown_fence_keeps_its_state() {
     assert_eq!(run(&world, vague, 5), vec![]);
 
     let mut states = HashMap::new();
-    let j = judge(&world, None, &states, &mut (0..3).map(|s| fix(s, 500.0, 0.0)).collect::<Vec<_>>());
+    let j = judge(
+        &world,
+        None,
+        &states,
+        &mut (0..3).map(|s| fix(s, 500.0, 0.0)).collect::<Vec<_>>(),
+    );
     for (id, s) in j.changed {
         states.insert(id, s.unwrap());
     }
     let empty = World(vec![]);
-    let gone = judge(&empty, j.last, &states, &mut vec![fix(10, 500.0, 0.0)]);
+    let gone = judge(&empty, j.last, &states, &mut [fix(10, 500.0, 0.0)]);
     assert_eq!(gone.events, vec![]);
     assert!(gone.changed.is_empty());
 }

@@ -71,10 +71,16 @@ impl EventSettings {
             return Err(bad("confirm_points", "must be between 1 and 100"));
         }
         if s.dwell_s.is_some_and(|d| !(1..=MAX_DWELL_S).contains(&d)) {
-            return Err(bad("dwell_s", "must be between 1 and 2592000 seconds (30 days)"));
+            return Err(bad(
+                "dwell_s",
+                "must be between 1 and 2592000 seconds (30 days)",
+            ));
         }
         if !(s.max_accuracy_m > 0.0 && s.max_accuracy_m <= 1.0e6) {
-            return Err(bad("max_accuracy_m", "must be above 0 and at most 1000000 metres"));
+            return Err(bad(
+                "max_accuracy_m",
+                "must be above 0 and at most 1000000 metres",
+            ));
         }
         Ok(s)
     }

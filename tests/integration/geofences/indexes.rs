@@ -51,7 +51,9 @@ async fn lookups_over_thousands_of_fences_and_positions_use_the_gist_indexes() {
     let id = create(&desk, polygon("probe", &[square(10.25, 10.25, 0.5)])).await;
     // The fences inserted by SQL reach the node's set through the trigger's NOTIFY.
     wait_until("fences inserted by SQL indexed", || async {
-        let (_, page) = desk.get("/v1/geofences?contains=-169.99,-79.99&limit=1000").await;
+        let (_, page) = desk
+            .get("/v1/geofences?contains=-169.99,-79.99&limit=1000")
+            .await;
         page["items"].as_array().is_some_and(|a| !a.is_empty())
     })
     .await;

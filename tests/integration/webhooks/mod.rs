@@ -6,7 +6,7 @@
 //! `webhooks/failures.rs`.
 
 mod failures;
-mod receiver;
+pub mod receiver;
 
 use std::collections::BTreeSet;
 
