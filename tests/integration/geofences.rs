@@ -6,6 +6,7 @@
 
 mod containment;
 mod geodesy;
+mod index_vs_postgis;
 mod indexes;
 
 use std::collections::BTreeSet;

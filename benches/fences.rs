@@ -1,0 +1,173 @@
+//! Pure-CPU cost of judging fixes against geofences in memory: 10,000 star-shaped polygons of
+//! ~50 vertices (100–800 m across) and 300 circles over a 30 km city. Per point: which fences
+//! contain it, and the ingest path's evaluation (candidates within 30 m, then each one's signed
+//! distance); `contains` on one 100,000-vertex fence; and a full reload of the index.
+//! `cargo bench --bench fences`.
+
+use std::f64::consts::TAU;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use meridian::domain::geofence::Fence;
+use meridian::domain::LatLon;
+use meridian::geofencing::{CompiledFence, FenceIndex};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Oslo, as in `benches/nearest.rs`: ±0.135° of latitude and ±0.27° of longitude (~30 km).
+const CENTER: [f64; 2] = [10.75, 59.91];
+const HALF: [f64; 2] = [0.27, 0.135];
+const M_PER_DEG_LAT: f64 = 111_400.0;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn in_city(&mut self) -> [f64; 2] {
+        [
+            CENTER[0] + (self.next() - 0.5) * 2.0 * HALF[0],
+            CENTER[1] + (self.next() - 0.5) * 2.0 * HALF[1],
+        ]
+    }
+}
+
+/// A closed star-shaped ring of `n` vertices, radius `r_m` metres, radii varying by `jitter`.
+fn ring(rng: &mut Rng, c: [f64; 2], r_m: f64, n: usize, jitter: f64) -> Vec<[f64; 2]> {
+    let r = r_m / M_PER_DEG_LAT;
+    let stretch = 1.0 / c[1].to_radians().cos();
+    let mut ring: Vec<[f64; 2]> = (0..n)
+        .map(|i| {
+            let angle = (i as f64 + 0.5 * rng.next()) / n as f64 * TAU;
+            let radius = r * (1.0 - jitter * rng.next());
+            [
+                c[0] + radius * angle.cos() * stretch,
+                c[1] + radius * angle.sin(),
+            ]
+        })
+        .collect();
+    ring.push(ring[0]);
+    ring
+}
+
+fn compile(i: u128, body: Value) -> Arc<CompiledFence> {
+    let fence = Fence::from_json(body).expect("a valid fence");
+    Arc::new(CompiledFence::new(Uuid::from_u128(i), fence.shape()))
+}
+
+fn polygon(i: u128, ring: Vec<[f64; 2]>) -> Arc<CompiledFence> {
+    let geometry = json!({"type": "Polygon", "coordinates": [ring]});
+    compile(
+        i,
+        json!({"type": "Feature", "geometry": geometry, "properties": {"name": "f"}}),
+    )
+}
+
+fn city_fences(rng: &mut Rng) -> Vec<Arc<CompiledFence>> {
+    let mut fences: Vec<Arc<CompiledFence>> = (0..10_000)
+        .map(|i| {
+            let c = rng.in_city();
+            let r_m = 50.0 + 350.0 * rng.next();
+            polygon(i, ring(rng, c, r_m, 50, 0.4))
+        })
+        .collect();
+    fences.extend((0..300).map(|i| {
+        let c = rng.in_city();
+        let radius_m = 50.0 + 350.0 * rng.next();
+        compile(
+            10_000 + i,
+            json!({"name": "c", "center": c, "radius_m": radius_m}),
+        )
+    }));
+    fences
+}
+
+fn points(rng: &mut Rng, n: usize) -> Vec<LatLon> {
+    (0..n)
+        .map(|_| {
+            let p = rng.in_city();
+            LatLon::new(p[1], p[0]).unwrap()
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let fences = city_fences(&mut rng);
+    let index = FenceIndex::from_fences(fences.iter().cloned());
+    let probes = points(&mut rng, 4096);
+    let (mut hits, mut candidates) = (0, 0);
+    let mut out = Vec::new();
+    for p in &probes {
+        hits += index.containing(*p).len();
+        index.near(*p, 30.0, &mut out);
+        candidates += out.len();
+    }
+    println!(
+        "{} fences; per point: {:.2} containing, {:.2} candidates within 30 m",
+        index.len(),
+        hits as f64 / probes.len() as f64,
+        candidates as f64 / probes.len() as f64
+    );
+
+    let mut group = c.benchmark_group("fences per point");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function("containing, 10k polygons + 300 circles", |b| {
+        b.iter(|| {
+            i = (i + 1) % probes.len();
+            black_box(index.containing(probes[i]).len())
+        })
+    });
+    group.bench_function("evaluate: near 30 m + signed distance (reach 100 m)", |b| {
+        b.iter(|| {
+            i = (i + 1) % probes.len();
+            let p = probes[i];
+            index.near(p, 30.0, &mut out);
+            let d: f64 = out.iter().map(|f| f.signed_distance_m(p, 100.0)).sum();
+            black_box(d)
+        })
+    });
+    group.finish();
+
+    let big = polygon(1, ring(&mut rng, CENTER, 10_000.0, 99_999, 0.02));
+    let near_big: Vec<LatLon> = (0..4096)
+        .map(|_| {
+            let lat = CENTER[1] + (rng.next() - 0.5) * 0.2;
+            let lon = CENTER[0] + (rng.next() - 0.5) * 0.4;
+            LatLon::new(lat, lon).unwrap()
+        })
+        .collect();
+    let mut large = c.benchmark_group("large fence");
+    large.throughput(Throughput::Elements(1));
+    large.bench_function("contains, 100k vertices", |b| {
+        b.iter(|| {
+            i = (i + 1) % near_big.len();
+            black_box(big.contains(near_big[i]))
+        })
+    });
+    large.bench_function("signed distance (reach 100 m), 100k vertices", |b| {
+        b.iter(|| {
+            i = (i + 1) % near_big.len();
+            black_box(big.signed_distance_m(near_big[i], 100.0))
+        })
+    });
+    large.finish();
+
+    let mut reload = c.benchmark_group("fence index reload");
+    reload.sample_size(20);
+    reload.throughput(Throughput::Elements(fences.len() as u64));
+    reload.bench_function("from_fences, 10,300 compiled fences", |b| {
+        b.iter(|| black_box(FenceIndex::from_fences(fences.iter().cloned()).len()))
+    });
+    reload.finish();
+}
+
+criterion_group!(fences, benches);
+criterion_main!(fences);
