@@ -40,9 +40,19 @@ impl WebhookUrl {
         if raw.chars().count() > MAX_URL {
             return Err(UrlError::TooLong);
         }
-        let url = url::Url::parse(raw.trim()).map_err(|e| UrlError::Malformed(e.to_string()))?;
+        let url = url::Url::parse(raw).map_err(|e| UrlError::Malformed(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(UrlError::Scheme(url.scheme().to_owned()));
+        }
+        // The parser forgives leading blanks and controls; the documented form does not.
+        let prefixed = |p: &str| {
+            raw.get(..p.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(p))
+        };
+        if !prefixed("http://") && !prefixed("https://") {
+            return Err(UrlError::Malformed(
+                "must start with http:// or https://".into(),
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::Credentials);
@@ -223,6 +233,10 @@ mod tests {
         ] {
             assert_eq!(WebhookUrl::parse(bad), Err(why), "{bad}");
         }
+        assert!(matches!(
+            WebhookUrl::parse(" http://example.com/"),
+            Err(UrlError::Malformed(_))
+        ));
         assert!(matches!(
             WebhookUrl::parse("example.com/hook"),
             Err(UrlError::Malformed(_))
