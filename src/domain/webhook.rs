@@ -98,8 +98,14 @@ pub struct Allowlist {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is neither a host name nor an address or CIDR range")]
-pub struct AllowlistError(String);
+pub enum AllowlistError {
+    #[error("{0:?} is neither a host name nor an address or CIDR range")]
+    Entry(String),
+    /// Set but empty would refuse every delivery: almost surely a mistake (to send none, run
+    /// no delivery worker: `MERIDIAN_DELIVERY=false`).
+    #[error("no entries (leave it unset to allow any destination)")]
+    Empty,
+}
 
 impl FromStr for Allowlist {
     type Err = AllowlistError;
@@ -118,8 +124,11 @@ impl FromStr for Allowlist {
             } else if is_host_pattern(entry) {
                 list.hosts.push(entry.to_ascii_lowercase());
             } else {
-                return Err(AllowlistError(entry.to_owned()));
+                return Err(AllowlistError::Entry(entry.to_owned()));
             }
+        }
+        if list.hosts.is_empty() && list.nets.is_empty() {
+            return Err(AllowlistError::Empty);
         }
         Ok(list)
     }
@@ -269,7 +278,7 @@ mod tests {
         assert!(allow.allows_ip("::ffff:10.9.8.7".parse().unwrap()));
         assert!(allow.allows_ip("::1".parse().unwrap()));
         assert!(!allow.allows_ip("127.0.0.1".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "bad host", "10.1", "http://x", "*."] {
+        for bad in ["10.0.0.0/33", "bad host", "10.1", "http://x", "*.", " , "] {
             assert!(bad.parse::<Allowlist>().is_err(), "{bad}");
         }
     }

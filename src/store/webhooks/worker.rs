@@ -167,7 +167,7 @@ pub async fn record_failure(
                  failing_since = coalesce(failing_since, now()), \
                  enabled = false, updated_at = now(), \
                  disabled_reason = format('no successful delivery since %s (%s failed tries in a row); last error: %s', \
-                   failing_since, consecutive_failures + 1, $5::text) \
+                   coalesce(failing_since, now()), consecutive_failures + 1, $5::text) \
                WHERE id IN (SELECT webhook_id FROM d) AND enabled \
                  AND consecutive_failures + 1 >= $8 \
                  AND (failing_since <= now() - make_interval(secs => $7) \
