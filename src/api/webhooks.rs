@@ -377,6 +377,11 @@ pub async fn deliveries(
     Query(q): Query<DeliveriesParams>,
 ) -> Result<axum::Json<DeliveryPage>, ApiError> {
     caller.require(Role::ADMINS)?;
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::BadRequest(
+            "after must be an event id (0 or more)".into(),
+        ));
+    }
     let limit = q.limit.unwrap_or_default();
     let status = q.status.map(DeliveryStatus::as_str);
     let rows = webhooks::deliveries(&**s.pool.get().await?, id, status, q.after, limit.get())

@@ -224,6 +224,14 @@ async fn each_event_arrives_once_per_matching_webhook_signed_and_with_its_id() {
         .unwrap()
         .iter()
         .all(|d| d["attempts"] == 1 && d["last_status"] == 204));
+    // Pages by event id: three, then the last one.
+    let path = format!("/v1/webhooks/{all_id}/deliveries?limit=3");
+    let (_, first) = admin.get(&path).await;
+    assert_eq!(first["next_after"], ids[2]);
+    let (_, rest) = admin.get(&format!("{path}&after={}", ids[2])).await;
+    assert_eq!(rest["items"][0]["event_id"], ids[3]);
+    assert_eq!(rest["next_after"], Value::Null);
+    assert_eq!(admin.get(&format!("{path}&after=-1")).await.0, 400);
 }
 
 #[tokio::test]
