@@ -209,6 +209,10 @@ pub struct DeliveryPage {
     next_after: Option<i64>,
 }
 
+/// Most fences and event types one webhook may name (the schema's `maxItems`).
+const MAX_FENCES: usize = 1000;
+const MAX_TYPES: usize = 3;
+
 fn no_webhook(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no webhook {id}"))
 }
@@ -230,10 +234,10 @@ pub async fn create(
     let url = WebhookUrl::parse(&body.url).map_err(|e| ApiError::Invalid(format!("url: {e}")))?;
     check_secret(&body.secret).map_err(|e| ApiError::Invalid(format!("secret: {e}")))?;
     let mut types: Vec<EventKind> = match &body.event_types {
-        Some(t) if t.is_empty() => {
-            return Err(ApiError::Invalid(
-                "event_types: name at least one, or leave it out for all".into(),
-            ))
+        Some(t) if t.is_empty() || t.len() > MAX_TYPES => {
+            return Err(ApiError::Invalid(format!(
+                "event_types: name 1 to {MAX_TYPES}, or leave it out for all"
+            )))
         }
         Some(t) => t.iter().map(|t| EventKind::from(*t)).collect(),
         None => EventKind::ALL.to_vec(),
@@ -242,10 +246,10 @@ pub async fn create(
     types.dedup();
     let client = s.pool.get().await?;
     if let Some(ids) = &body.fence_ids {
-        if ids.is_empty() {
-            return Err(ApiError::Invalid(
-                "fence_ids: name at least one, or leave it out for every fence".into(),
-            ));
+        if ids.is_empty() || ids.len() > MAX_FENCES {
+            return Err(ApiError::Invalid(format!(
+                "fence_ids: name 1 to {MAX_FENCES}, or leave it out for every fence"
+            )));
         }
         let unknown = webhooks::unknown_fences(&**client, ids).await?;
         if !unknown.is_empty() {
@@ -373,6 +377,11 @@ pub async fn deliveries(
     Query(q): Query<DeliveriesParams>,
 ) -> Result<axum::Json<DeliveryPage>, ApiError> {
     caller.require(Role::ADMINS)?;
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::BadRequest(
+            "after must be an event id (0 or more)".into(),
+        ));
+    }
     let limit = q.limit.unwrap_or_default();
     let status = q.status.map(DeliveryStatus::as_str);
     let rows = webhooks::deliveries(&**s.pool.get().await?, id, status, q.after, limit.get())

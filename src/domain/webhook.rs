@@ -40,9 +40,19 @@ impl WebhookUrl {
         if raw.chars().count() > MAX_URL {
             return Err(UrlError::TooLong);
         }
-        let url = url::Url::parse(raw.trim()).map_err(|e| UrlError::Malformed(e.to_string()))?;
+        let url = url::Url::parse(raw).map_err(|e| UrlError::Malformed(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(UrlError::Scheme(url.scheme().to_owned()));
+        }
+        // The parser forgives leading blanks and controls; the documented form does not.
+        let prefixed = |p: &str| {
+            raw.get(..p.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(p))
+        };
+        if !prefixed("http://") && !prefixed("https://") {
+            return Err(UrlError::Malformed(
+                "must start with http:// or https://".into(),
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::Credentials);
@@ -88,8 +98,14 @@ pub struct Allowlist {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is neither a host name nor an address or CIDR range")]
-pub struct AllowlistError(String);
+pub enum AllowlistError {
+    #[error("{0:?} is neither a host name nor an address or CIDR range")]
+    Entry(String),
+    /// Set but empty would refuse every delivery: almost surely a mistake (to send none, run
+    /// no delivery worker: `MERIDIAN_DELIVERY=false`).
+    #[error("no entries (leave it unset to allow any destination)")]
+    Empty,
+}
 
 impl FromStr for Allowlist {
     type Err = AllowlistError;
@@ -108,8 +124,11 @@ impl FromStr for Allowlist {
             } else if is_host_pattern(entry) {
                 list.hosts.push(entry.to_ascii_lowercase());
             } else {
-                return Err(AllowlistError(entry.to_owned()));
+                return Err(AllowlistError::Entry(entry.to_owned()));
             }
+        }
+        if list.hosts.is_empty() && list.nets.is_empty() {
+            return Err(AllowlistError::Empty);
         }
         Ok(list)
     }
@@ -224,6 +243,10 @@ mod tests {
             assert_eq!(WebhookUrl::parse(bad), Err(why), "{bad}");
         }
         assert!(matches!(
+            WebhookUrl::parse(" http://example.com/"),
+            Err(UrlError::Malformed(_))
+        ));
+        assert!(matches!(
             WebhookUrl::parse("example.com/hook"),
             Err(UrlError::Malformed(_))
         ));
@@ -255,7 +278,7 @@ mod tests {
         assert!(allow.allows_ip("::ffff:10.9.8.7".parse().unwrap()));
         assert!(allow.allows_ip("::1".parse().unwrap()));
         assert!(!allow.allows_ip("127.0.0.1".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "bad host", "10.1", "http://x", "*."] {
+        for bad in ["10.0.0.0/33", "bad host", "10.1", "http://x", "*.", " , "] {
             assert!(bad.parse::<Allowlist>().is_err(), "{bad}");
         }
     }

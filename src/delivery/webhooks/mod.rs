@@ -33,6 +33,8 @@ const CONNECTIONS: usize = 4;
 /// The longest the worker sleeps when nothing is due: about the latency an event's first try
 /// adds. Shorter when the backoff base is (tests), so retries are not rounded up to it.
 const MAX_POLL: Duration = Duration::from_millis(250);
+/// How long the worker waits after a failed claim before the next.
+const CLAIM_RETRY: Duration = Duration::from_secs(2);
 /// How often the pending-deliveries gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -81,7 +83,14 @@ pub async fn run(
                             .spawn(async move { deliver(&pool, &sender, &settings, due).await });
                     }
                 }
-                Err(e) => observability::webhook_worker_failed("claim", &e),
+                Err(e) => {
+                    observability::webhook_worker_failed("claim", &e);
+                    // The database is away: ask again in a while, not at every poll.
+                    tokio::select! {
+                        _ = shutdown.triggered() => break,
+                        _ = tokio::time::sleep(CLAIM_RETRY) => {}
+                    }
+                }
             }
         }
         if gauges_at.elapsed() >= GAUGE_EVERY {

@@ -224,6 +224,14 @@ async fn each_event_arrives_once_per_matching_webhook_signed_and_with_its_id() {
         .unwrap()
         .iter()
         .all(|d| d["attempts"] == 1 && d["last_status"] == 204));
+    // Pages by event id: three, then the last one.
+    let path = format!("/v1/webhooks/{all_id}/deliveries?limit=3");
+    let (_, first) = admin.get(&path).await;
+    assert_eq!(first["next_after"], ids[2]);
+    let (_, rest) = admin.get(&format!("{path}&after={}", ids[2])).await;
+    assert_eq!(rest["items"][0]["event_id"], ids[3]);
+    assert_eq!(rest["next_after"], Value::Null);
+    assert_eq!(admin.get(&format!("{path}&after=-1")).await.0, 400);
 }
 
 #[tokio::test]
@@ -360,4 +368,32 @@ async fn webhooks_are_admin_only_and_bad_registrations_are_422_naming_the_field(
             .0,
         404
     );
+}
+
+#[tokio::test]
+async fn two_nodes_share_the_deliveries_and_send_each_event_once() {
+    let app = fast_app(&[]).await;
+    let other = crate::helpers::spawn_node(&app.db_url, &app.prefix, FAST).await;
+    let admin = app.client(Role::Admin).await;
+    let fence_id = fence(&admin, "Depot").await;
+    let vehicle = app.register(&["v-1"]).await[0];
+    let receiver = Receiver::start("127.0.0.1").await;
+    register(
+        &admin,
+        json!({"url": receiver.url("/hook"), "secret": SECRET}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let kinds = [(fence_id, "enter"), (fence_id, "exit"), (fence_id, "dwell")];
+        ids.extend(raise(&other, vehicle, &kinds).await.0);
+    }
+    wait_delivered(&receiver, &ids).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Claims skip what the other node holds: no event went out twice.
+    let mut sent: Vec<String> = receiver.hits().into_iter().map(|h| h.event_id).collect();
+    sent.sort();
+    let mut want: Vec<String> = ids.iter().map(i64::to_string).collect();
+    want.sort();
+    assert_eq!(sent, want);
 }
