@@ -112,3 +112,12 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_failed_idx ON webhook_deliveries (webhook_id, event_id) WHERE status = 'failed';
+
+-- Nodes with clients streaming positions (`/v1/stream?positions=true`) hold a lease here,
+-- renewed every second. While any lease is live, every node's ingest writers announce every
+-- position they commit (NOTIFY), not only those of the vehicles the live index watches: the
+-- cost of announcing all positions is paid only while someone is watching them.
+CREATE TABLE position_streams (
+    node  text PRIMARY KEY,
+    until timestamptz NOT NULL
+);

@@ -21,6 +21,7 @@ use crate::live::{self, Live};
 use crate::observability;
 use crate::readiness::Readiness;
 use crate::rollup;
+use crate::stream;
 use crate::shutdown::Shutdown;
 use crate::store::partitions::{self, Partitions};
 use crate::store::{self, migrate};
@@ -36,6 +37,7 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     live_feed: JoinHandle<()>,
     fence_feed: JoinHandle<()>,
+    tailer: JoinHandle<()>,
     outbox: Option<JoinHandle<()>>,
     queue_drain: JoinHandle<()>,
     rollup: Option<JoinHandle<()>>,
@@ -67,6 +69,16 @@ impl Application {
         let readiness = Readiness::default();
         let live = Arc::new(Live::default());
         let fences = Arc::new(Geofences::default());
+        let hub = Arc::new(stream::Hub::new(settings.mqtt.client_id.clone()));
+        let tailer = supervisor.watch(
+            "event stream",
+            tokio::spawn(stream::run(
+                hub.clone(),
+                settings.database_url.clone(),
+                live.watched.clone(),
+                shutdown.clone(),
+            )),
+        );
         let fence_feed = supervisor.watch(
             "geofence feed",
             geofencing::feed::spawn(
@@ -113,6 +125,7 @@ impl Application {
             metrics,
             live,
             fences,
+            hub,
             readiness,
             retention: crate::domain::track::Retention {
                 raw_days: settings.retention.raw_days,
@@ -181,6 +194,7 @@ impl Application {
             maintenance,
             live_feed,
             fence_feed,
+            tailer,
             outbox,
             queue_drain,
             rollup,
@@ -231,6 +245,7 @@ impl Application {
         self.maintenance.abort();
         self.live_feed.abort();
         self.fence_feed.abort();
+        self.tailer.abort();
         if let Some(outbox) = self.outbox {
             outbox.abort();
         }

@@ -21,4 +21,5 @@ pub mod readiness;
 pub mod rollup;
 pub mod shutdown;
 pub mod store;
+pub mod stream;
 pub mod supervisor;

@@ -21,6 +21,7 @@ mod page;
 mod positions;
 mod schema;
 mod shifts;
+mod stream;
 mod track;
 mod vehicles;
 mod webhooks;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// Jobs to drivers: automatic and named dispatch, the queue.
     pub desk: Desk,
+    /// The node's live stream: the event tailer's feed and the position-stream lease.
+    pub hub: Arc<crate::stream::Hub>,
     /// This node's fences in memory: `contains` and fence vehicles answer from them.
     pub fences: Arc<crate::geofencing::Geofences>,
     /// Conditions raised by the node's parts (ingest, broker) while they cannot do their job.
@@ -120,6 +123,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .merge(export::routes())
         .merge(geofences::routes())
         .merge(geofence_events::routes())
+        .merge(stream::routes())
         .merge(jobs::routes())
         .merge(dispatches::routes())
         .merge(maintenance::routes())

@@ -166,7 +166,7 @@ impl Writer {
             .collect();
         let vehicles = self.resolver.resolve(client, &ids).await?;
         let mut prepared = prepare(batch, &vehicles, self.track_late);
-        prepared.notices = prepared.latest.notices(&self.watched.get());
+        prepared.notices = prepared.latest.notices(&self.watched);
         self.partitions
             .ensure(client, prepared.days.iter().copied())
             .await?;

@@ -76,7 +76,8 @@ async fn session(
     let (listener, closed) =
         source::listen(url, &channels, move |channel, payload| match channel {
             source::POSITIONS_CHANNEL => {
-                let rows = source::decode_positions(payload).collect();
+                let rows: Vec<_> = source::decode_positions(payload).collect();
+                notified.heard_positions(&rows);
                 if tx.try_send(rows).is_err() {
                     overflow.store(true, Ordering::Release);
                 }

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch, Notify};
 use uuid::Uuid;
 
 pub use feed::spawn;
@@ -25,7 +27,7 @@ use nearest::{Hit, Index, NearestQuery};
 use requests::{Requests, Work};
 
 use crate::domain::Timestamp;
-pub use crate::store::live::Watched;
+pub use crate::store::live::{PositionRow, Watched};
 
 /// Past this, the index is not trusted to answer (its feed has lost the database): a
 /// nearest-driver query answers 503 rather than a possibly wrong list.
@@ -53,6 +55,10 @@ pub struct Live {
     grew: watch::Sender<u64>,
     full_reloads: AtomicU64,
     refreshes: AtomicU64,
+    /// Every position this node hears, for the live stream (`/v1/stream?positions=true`).
+    /// Bounded: a stream that falls further behind than this skips ahead (positions are a
+    /// snapshot, not a log).
+    positions_out: broadcast::Sender<Arc<Vec<PositionRow>>>,
 }
 
 impl Default for Live {
@@ -68,11 +74,27 @@ impl Default for Live {
             grew: watch::Sender::new(0),
             full_reloads: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            positions_out: broadcast::Sender::new(POSITIONS_OUT),
         }
     }
 }
 
+/// Notification payloads (≈95 positions each) a position stream may fall behind by.
+const POSITIONS_OUT: usize = 1_024;
+
 impl Live {
+    /// The positions this node hears from now on, as they are committed (every vehicle's while
+    /// any node holds a position-stream lease; only the watched ones otherwise).
+    pub fn positions(&self) -> broadcast::Receiver<Arc<Vec<PositionRow>>> {
+        self.positions_out.subscribe()
+    }
+
+    fn heard_positions(&self, rows: &[PositionRow]) {
+        if self.positions_out.receiver_count() > 0 {
+            let _ = self.positions_out.send(Arc::new(rows.to_vec()));
+        }
+    }
+
     /// The `limit` nearest eligible candidates (see `Index::nearest`), copied out.
     pub fn nearest(&self, q: &NearestQuery) -> Vec<Hit> {
         self.read().nearest(q)

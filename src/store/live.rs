@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -30,9 +31,19 @@ const MAX_PAYLOAD: usize = 7_900;
 /// announcing every position cost ~10 % of 1-point/message ingest), and a vehicle that joins the
 /// set has its position re-read from the table by the reload that added it.
 #[derive(Clone, Default)]
-pub struct Watched(Arc<RwLock<Arc<HashSet<Uuid>>>>);
+pub struct Watched(Arc<RwLock<Arc<HashSet<Uuid>>>>, Arc<AtomicBool>);
 
 impl Watched {
+    /// Whether every position is to be announced: some node streams positions to a client
+    /// (`store::stream`'s leases), and it must hear the positions every node commits.
+    pub fn everything(&self) -> bool {
+        self.1.load(Ordering::Acquire)
+    }
+
+    pub fn set_everything(&self, on: bool) {
+        self.1.store(on, Ordering::Release);
+    }
+
     pub fn get(&self) -> Arc<HashSet<Uuid>> {
         match self.0.read() {
             Ok(s) => s.clone(),

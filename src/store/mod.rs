@@ -24,6 +24,7 @@ pub mod positions_read;
 pub mod queue;
 pub mod rollups;
 pub mod shifts;
+pub mod stream;
 pub mod telemetry;
 pub mod track;
 pub mod vehicles;

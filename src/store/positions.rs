@@ -1,6 +1,5 @@
 //! Latest position per vehicle, upserted in the same transaction as the telemetry batch.
 
-use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
@@ -38,9 +37,12 @@ impl Latest {
         self.rows.keys().copied().collect()
     }
 
-    /// NOTIFY payloads for the live index: the positions of the vehicles it watches.
-    pub fn notices(&self, watched: &HashSet<Uuid>) -> Vec<String> {
-        live::encode_positions(self.rows.iter().filter(|(id, _)| watched.contains(id)).map(
+    /// NOTIFY payloads for the live index: the positions of the vehicles it watches, or of
+    /// every vehicle while someone streams positions (`Watched::everything`).
+    pub fn notices(&self, watched: &live::Watched) -> Vec<String> {
+        let everything = watched.everything();
+        let set = watched.get();
+        live::encode_positions(self.rows.iter().filter(|(id, _)| everything || set.contains(id)).map(
             |(id, (p, _))| live::PositionRow {
                 vehicle_id: *id,
                 fix: live::Fix {
