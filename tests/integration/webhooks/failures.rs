@@ -90,7 +90,7 @@ async fn a_receiver_down_for_a_while_then_up_gets_every_event_none_lost() {
 #[tokio::test]
 async fn server_errors_are_retried_with_growing_delays_until_accepted() {
     let app = fast_app(&[
-        ("MERIDIAN_WEBHOOK_BACKOFF_BASE_MS", "100"),
+        ("MERIDIAN_WEBHOOK_BACKOFF_BASE_MS", "200"),
         ("MERIDIAN_WEBHOOK_BACKOFF_MAX_MS", "5000"),
     ])
     .await;
@@ -111,14 +111,14 @@ async fn server_errors_are_retried_with_growing_delays_until_accepted() {
     let answered: Vec<u16> = hits.iter().map(|h| h.answered).collect();
     assert_eq!(answered, [500, 500, 500, 500, 500, 204]);
     assert!(hits.iter().all(|h| h.event_id == ids[0].to_string()));
-    // 100 ms doubling (each drawn from 75–100 % of its nominal value, plus up to one 100 ms
+    // 200 ms doubling (each drawn from 75–100 % of its nominal value, plus up to one 200 ms
     // poll): every gap is longer than the one two before it, and the last the longest.
     let gaps: Vec<Duration> = hits.windows(2).map(|w| w[1].at - w[0].at).collect();
     for i in 2..gaps.len() {
         assert!(gaps[i] > gaps[i - 2], "{gaps:?}");
     }
     assert_eq!(gaps.iter().max(), gaps.last(), "{gaps:?}");
-    assert!(gaps[4] >= Duration::from_millis(1200), "{gaps:?}");
+    assert!(gaps[4] >= Duration::from_millis(2400), "{gaps:?}");
     wait_until("delivery recorded", || async {
         deliveries(&admin, &id, "").await[0]["status"] == "delivered"
     })
