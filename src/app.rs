@@ -21,10 +21,10 @@ use crate::live::{self, Live};
 use crate::observability;
 use crate::readiness::Readiness;
 use crate::rollup;
-use crate::stream;
 use crate::shutdown::Shutdown;
 use crate::store::partitions::{self, Partitions};
 use crate::store::{self, migrate};
+use crate::stream;
 use crate::supervisor::Supervisor;
 
 /// Connections for short HTTP queries; writers hold their own.

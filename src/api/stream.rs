@@ -101,7 +101,9 @@ pub async fn stream(
         min_interval_us: i64::from(q.min_interval_ms.unwrap_or(1000).min(3_600_000)) * 1000,
     };
     if !filter.events && !filter.positions {
-        return Err(ApiError::Invalid("nothing to stream: events and positions are both false".into()));
+        return Err(ApiError::Invalid(
+            "nothing to stream: events and positions are both false".into(),
+        ));
     }
     let resume = match headers.get("last-event-id") {
         None => None,
@@ -109,17 +111,23 @@ pub async fn stream(
             v.to_str()
                 .ok()
                 .and_then(|v| v.parse::<Cursor>().ok())
-                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an id this stream sent".into()))?,
+                .ok_or_else(|| {
+                    ApiError::BadRequest("Last-Event-ID must be an id this stream sent".into())
+                })?,
         ),
     };
     // Subscribed before anything is read, so nothing falls between the read and the live feed.
     let events = s.hub.events();
-    let positions = filter.positions.then(|| (s.live.positions(), s.hub.watching_positions()));
+    let positions = filter
+        .positions
+        .then(|| (s.live.positions(), s.hub.watching_positions()));
     let (tx, rx) = mpsc::channel::<Event>(CLIENT_QUEUE);
     tokio::spawn(feed(s, filter, resume, events, positions, tx));
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok(e), rx))
-    });
+    let body =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
@@ -129,7 +137,10 @@ async fn feed(
     filter: Filter,
     resume: Option<Cursor>,
     mut events: broadcast::Receiver<crate::stream::Item>,
-    positions: Option<(broadcast::Receiver<Arc<Vec<PositionRow>>>, crate::stream::PositionClient)>,
+    positions: Option<(
+        broadcast::Receiver<Arc<Vec<PositionRow>>>,
+        crate::stream::PositionClient,
+    )>,
     tx: mpsc::Sender<Event>,
 ) {
     let mut last = resume;
@@ -209,7 +220,9 @@ async fn replay(
     let mut at = from;
     loop {
         let read = match s.pool.get().await {
-            Ok(c) => source::events_after(&**c, at, crate::stream::READ).await.map_err(|e| e.to_string()),
+            Ok(c) => source::events_after(&**c, at, crate::stream::READ)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let read = match read {
@@ -254,12 +267,19 @@ fn position(
     sent_at: &mut HashMap<Uuid, i64>,
 ) -> Option<Event> {
     let p = r.fix;
-    if f.vehicle_id.is_some_and(|id| id != r.vehicle_id) || f.bbox.is_some_and(|b| !b.contains(p.lon, p.lat)) {
+    if f.vehicle_id.is_some_and(|id| id != r.vehicle_id)
+        || f.bbox.is_some_and(|b| !b.contains(p.lon, p.lat))
+    {
         return None;
     }
     if let Some(fence) = f.fence_id {
         let pos = LatLon::new(p.lat, p.lon).ok()?;
-        if !s.fences.read().get(fence).is_some_and(|e| e.fence.contains(pos)) {
+        if !s
+            .fences
+            .read()
+            .get(fence)
+            .is_some_and(|e| e.fence.contains(pos))
+        {
             return None;
         }
     }
@@ -277,7 +297,8 @@ fn position(
 
 /// `west,south,east,north`: not four decimal numbers is 400; out of range or inverted, 422.
 fn parse_bbox(raw: &str) -> Result<LonLatBox, ApiError> {
-    let malformed = || ApiError::BadRequest("bbox must be four numbers: west,south,east,north".into());
+    let malformed =
+        || ApiError::BadRequest("bbox must be four numbers: west,south,east,north".into());
     let n: Vec<f64> = raw
         .split(',')
         .map(|v| decimal(v).ok_or_else(malformed))
@@ -292,5 +313,10 @@ fn parse_bbox(raw: &str) -> Result<LonLatBox, ApiError> {
             "bbox: west ≤ east within [-180, 180], south ≤ north within [-90, 90]".into(),
         ));
     }
-    Ok(LonLatBox { west, south, east, north })
+    Ok(LonLatBox {
+        west,
+        south,
+        east,
+        north,
+    })
 }

@@ -1,6 +1,5 @@
 //! Latest position per vehicle, upserted in the same transaction as the telemetry batch.
 
-
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
@@ -42,18 +41,21 @@ impl Latest {
     pub fn notices(&self, watched: &live::Watched) -> Vec<String> {
         let everything = watched.everything();
         let set = watched.get();
-        live::encode_positions(self.rows.iter().filter(|(id, _)| everything || set.contains(id)).map(
-            |(id, (p, _))| live::PositionRow {
-                vehicle_id: *id,
-                fix: live::Fix {
-                    lat: p.position.lat(),
-                    lon: p.position.lon(),
-                    ts_us: p.ts.unix_micros(),
-                    speed_kmh: p.speed_kmh,
-                    heading_deg: p.heading_deg,
-                },
-            },
-        ))
+        live::encode_positions(
+            self.rows
+                .iter()
+                .filter(|(id, _)| everything || set.contains(id))
+                .map(|(id, (p, _))| live::PositionRow {
+                    vehicle_id: *id,
+                    fix: live::Fix {
+                        lat: p.position.lat(),
+                        lon: p.position.lon(),
+                        ts_us: p.ts.unix_micros(),
+                        speed_kmh: p.speed_kmh,
+                        heading_deg: p.heading_deg,
+                    },
+                }),
+        )
     }
 
     pub fn is_empty(&self) -> bool {

@@ -43,7 +43,8 @@ impl FromStr for Cursor {
     }
 }
 
-const COLUMNS: &str = "id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at, xid::text";
+const COLUMNS: &str =
+    "id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at, xid::text";
 
 /// Up to `limit` committed events after `after`, in stream order, none of which a later commit
 /// can precede.
@@ -89,7 +90,11 @@ pub async fn head(c: &impl GenericClient) -> Result<Cursor, StoreError> {
 }
 
 /// This node streams positions to someone until `now() + lease_s`.
-pub async fn hold_lease(c: &impl GenericClient, node: &str, lease_s: f64) -> Result<(), StoreError> {
+pub async fn hold_lease(
+    c: &impl GenericClient,
+    node: &str,
+    lease_s: f64,
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO position_streams (node, until) VALUES ($1, now() + make_interval(secs => $2)) \
          ON CONFLICT (node) DO UPDATE SET until = EXCLUDED.until",

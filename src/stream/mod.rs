@@ -76,7 +76,16 @@ pub async fn run(hub: Arc<Hub>, url: String, watched: Watched, shutdown: Shutdow
     let mut lease = tokio::time::interval(LEASE_EVERY);
     lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let result = session(&hub, &url, &watched, &wake, &mut cursor, &mut lease, &shutdown).await;
+        let result = session(
+            &hub,
+            &url,
+            &watched,
+            &wake,
+            &mut cursor,
+            &mut lease,
+            &shutdown,
+        )
+        .await;
         match result {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e, "event stream tailer interrupted; reconnecting"),

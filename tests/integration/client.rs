@@ -9,7 +9,7 @@ use crate::helpers::TestApp;
 
 pub struct Client<'a> {
     app: &'a TestApp,
-    key: String,
+    pub key: String,
 }
 
 impl TestApp {

@@ -9,6 +9,7 @@ mod basics;
 mod jitter;
 mod nodes;
 mod order;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
