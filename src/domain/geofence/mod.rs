@@ -78,9 +78,13 @@ struct FeatureBody {
 struct Properties {
     name: Option<String>,
     // The event settings, spelled out: serde's `flatten` does not work with `deny_unknown_fields`.
+    #[serde(default, deserialize_with = "settings::present")]
     hysteresis_m: Option<f64>,
+    #[serde(default, deserialize_with = "settings::present")]
     confirm_points: Option<u32>,
+    #[serde(default, deserialize_with = "settings::present")]
     dwell_s: Option<u32>,
+    #[serde(default, deserialize_with = "settings::present")]
     max_accuracy_m: Option<f64>,
 }
 

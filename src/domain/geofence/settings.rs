@@ -24,6 +24,7 @@ pub struct EventSettings {
     /// row happen about once in 85,000 points (≈ once a day at 1 Hz, on the very edge).
     pub confirm_points: u32,
     /// Seconds inside after which a `dwell` event is raised (once per stay); none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dwell_s: Option<u32>,
     /// Fixes whose reported `accuracy_m` is worse than this are stored but ignored for fence
     /// state. Default 100.
@@ -41,14 +42,28 @@ impl Default for EventSettings {
     }
 }
 
-/// The settings as a client may send them: every field optional.
+/// The settings as a client may send them: every field optional (left out: the default), none
+/// nullable (`null` is not a number).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SettingsInput {
+    #[serde(default, deserialize_with = "present")]
     pub hysteresis_m: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
     pub confirm_points: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
     pub dwell_s: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
     pub max_accuracy_m: Option<f64>,
+}
+
+/// A field that, when present, must hold a value: `Option` alone would take `null` as absent.
+pub(super) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl EventSettings {
@@ -127,6 +142,9 @@ mod tests {
             EventSettings::from_stored(&serde_json::json!({})),
             EventSettings::default()
         );
+        let null: Result<SettingsInput, _> =
+            serde_json::from_value(serde_json::json!({"max_accuracy_m": null}));
+        assert!(null.is_err(), "null is not a number");
         for bad in [
             SettingsInput {
                 hysteresis_m: Some(-1.0),
