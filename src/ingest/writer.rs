@@ -18,16 +18,16 @@ use tokio_postgres::Client;
 use super::ack::{AckToken, Acker};
 use super::decode::Reject;
 use super::faults::{self, Fault, WriterHealth};
+use super::fencing::{self, fence_points};
 use super::mqtt::Delivery;
 use super::resolver::Resolver;
 use super::Message;
-use crate::domain::geofence::judge::{self, Fix};
 use crate::domain::{Reason, Timestamp};
 use crate::geofencing::Geofences;
 use crate::observability::{self, BatchReport};
 use crate::store::copy::CopyBuffer;
 use crate::store::dead_letters::DeadLetter;
-use crate::store::geofence_state::{Decided, NewEvent, Prior};
+use crate::store::geofence_state::{Decided, Prior};
 use crate::store::live::Watched;
 use crate::store::partitions::Partitions;
 use crate::store::telemetry::{self, PreparedBatch, Written};
@@ -54,10 +54,6 @@ pub struct Writer {
     /// This node's fences: each batch's points are judged against them in its transaction.
     pub fences: Arc<Geofences>,
 }
-
-/// A batch's points by vehicle, as judging takes them: the vehicle's external id (events
-/// carry it) and its fixes with their reported accuracy.
-type FencePoints = HashMap<uuid::Uuid, (String, Vec<(Fix, Option<f64>)>)>;
 
 /// One writer task's own state: its connection, and which writer it is (for readiness).
 struct Lane {
@@ -171,42 +167,19 @@ impl Writer {
             .ensure(client, prepared.days.iter().copied())
             .await?;
         let points = (!self.fences.read().is_empty()).then(|| fence_points(batch, &vehicles));
-        let judge =
-            |prior: &Prior| self.judge(prior, points.as_ref().expect("judging only with points"));
-        let judge: Option<&(dyn Fn(&Prior) -> Decided + Send + Sync)> =
-            points.as_ref().map(|_| &judge as _);
+        let fences = &self.fences;
+        let judge = points
+            .as_ref()
+            .map(|points| move |prior: &Prior| fencing::judge(fences, prior, points));
+        let judge = judge
+            .as_ref()
+            .map(|j| j as &(dyn Fn(&Prior) -> Decided + Send + Sync));
         let written =
             tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(client, &prepared, judge))
                 .await
                 .map_err(|_| StoreError::Timeout(WRITE_TIMEOUT))??;
         observe_commit(batch, &vehicles, &prepared);
         Ok(written)
-    }
-
-    /// Judges every vehicle's points from what the transaction read (`prior`).
-    fn judge(&self, prior: &Prior, points: &FencePoints) -> Decided {
-        let started = Instant::now();
-        let fences = self.fences.read();
-        let none = HashMap::new();
-        let mut decided = Decided::default();
-        for (vehicle, (external_id, fixes)) in points {
-            let states = prior.states.get(vehicle).unwrap_or(&none);
-            let last = prior.last.get(vehicle).copied();
-            let j = judge::judge(&*fences, last, states, &mut fixes.clone());
-            decided
-                .changed
-                .extend(j.changed.into_iter().map(|(f, s)| (*vehicle, f, s)));
-            decided
-                .events
-                .extend(j.events.into_iter().map(|raised| NewEvent {
-                    vehicle_id: *vehicle,
-                    external_id: external_id.clone(),
-                    raised,
-                }));
-        }
-        drop(fences);
-        observability::geofence_judged(decided.events.len() as u64, started.elapsed());
-        decided
     }
 
     /// Writes message by message, so a message the database refuses holds back no other:
@@ -353,31 +326,6 @@ fn dead_letter(d: &Delivery, reason: Reason, detail: String, payload: bytes::Byt
         reason,
         detail,
     }
-}
-
-/// The batch's storable points by vehicle, for judging.
-fn fence_points(batch: &[Message], vehicles: &[Option<uuid::Uuid>]) -> FencePoints {
-    let mut out = FencePoints::new();
-    for (message, vehicle) in batch.iter().zip(vehicles) {
-        let Some(id) = vehicle else { continue };
-        if message.decoded.points.is_empty() {
-            continue;
-        }
-        let external_id = message.decoded.external_id.as_deref().unwrap_or_default();
-        let (_, fixes) = out
-            .entry(*id)
-            .or_insert_with(|| (external_id.to_owned(), Vec::new()));
-        fixes.extend(message.decoded.points.iter().map(|p| {
-            (
-                Fix {
-                    ts: p.ts,
-                    pos: p.position,
-                },
-                p.accuracy_m,
-            )
-        }));
-    }
-    out
 }
 
 /// Metrics for what one transaction committed: dead letters by reason, optional fields dropped
