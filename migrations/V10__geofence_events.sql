@@ -22,12 +22,20 @@ CREATE TRIGGER geofences_notify AFTER INSERT OR UPDATE OR DELETE ON geofences
 CREATE TRIGGER geofences_notify_truncate AFTER TRUNCATE ON geofences
     FOR EACH STATEMENT EXECUTE FUNCTION meridian_notify_geofence();
 
+-- The point before the latest, kept by the position upsert from the row it replaces and
+-- returned by it: judging starts from there, without a read or a lock of its own (the upsert
+-- already locks each vehicle's row, which is what serialises two nodes judging one vehicle).
+ALTER TABLE vehicle_positions
+    ADD COLUMN prev_ts  timestamptz,
+    ADD COLUMN prev_lon double precision,
+    ADD COLUMN prev_lat double precision;
+
 -- Which fences each vehicle is inside (debounced), and any run of points pointing the other way
 -- that has not yet confirmed a change. A row exists only while the vehicle is inside or such a
 -- run is under way, so the table holds about as many rows as vehicles inside fences. Keyed by
--- vehicle first (it is distributed with the telemetry); no foreign keys, no triggers. The
--- previous point a judgement starts from is the vehicle's row in `vehicle_positions`, locked
--- by the same transaction, so two nodes never judge one vehicle at once.
+-- vehicle first (it is distributed with the telemetry); no foreign keys, no triggers. Read after
+-- the batch's position upsert has locked the vehicle's row, so two nodes never judge one
+-- vehicle at once.
 CREATE TABLE geofence_state (
     vehicle_id uuid NOT NULL,
     fence_id   uuid NOT NULL,

@@ -323,6 +323,7 @@ async fn maintain(
         .to_datetime();
     let pruned = store::rollups::prune_hourly(client, hourly_before).await?;
     observability::hourly_pruned(pruned);
+    store::geofence_state::drop_orphans(client).await?;
     store::audit::ensure_partitions(client).await?;
     Ok(())
 }

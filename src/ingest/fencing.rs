@@ -50,8 +50,11 @@ pub fn judge(fences: &Geofences, prior: &Prior, points: &FencePoints) -> Decided
     let none = HashMap::new();
     let mut decided = Decided::default();
     for (vehicle, (external_id, fixes)) in points {
+        // A vehicle the batch did not move has nothing newer than what was judged already.
+        let Some(&last) = prior.moved.get(vehicle) else {
+            continue;
+        };
         let states = prior.states.get(vehicle).unwrap_or(&none);
-        let last = prior.last.get(vehicle).copied();
         let j = judge::judge(&*set, last, states, &mut fixes.clone());
         decided
             .changed

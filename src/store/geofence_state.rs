@@ -1,12 +1,12 @@
-//! The fence side of a telemetry batch, inside the batch's transaction: lock each vehicle's
-//! latest position and read it with the vehicle's fence states (what judging starts from),
-//! then write back the states that changed, the events raised and their outbox rows.
+//! The fence side of a telemetry batch, inside the batch's transaction: each moved vehicle's
+//! previous point (returned by the position upsert, which locks the vehicle's row) and its
+//! fence states are what judging starts from; then the states that changed, the events raised
+//! and their outbox rows are written.
 //!
-//! The lock is the vehicle's `vehicle_positions` row, taken in vehicle order (the order the
-//! position upsert takes it in, so writers cannot deadlock): two nodes holding points of one
-//! vehicle judge them one after the other, each from what the other committed. A vehicle
-//! without a position row yet has nothing to lock; two nodes receiving its very first points
-//! at the same instant could each judge from nothing, which at worst repeats its first enter.
+//! The lock is the vehicle's `vehicle_positions` row, which the upsert takes in vehicle order
+//! (so writers cannot deadlock) and holds to commit: two nodes holding points of one vehicle
+//! judge them one after the other, each from what the other committed. A vehicle new to the
+//! table is serialised the same way, by the insert's unique index.
 
 use std::collections::HashMap;
 
@@ -24,8 +24,9 @@ pub const EVENTS_CHANNEL: &str = "meridian_geofence_events";
 /// What judging a batch starts from.
 #[derive(Debug, Default)]
 pub struct Prior {
-    /// Each vehicle's latest stored point (before this batch).
-    pub last: HashMap<Uuid, Fix>,
+    /// The vehicles this batch moved (only their points can be newer than what was stored),
+    /// each with its latest point before this batch, if it had one.
+    pub moved: HashMap<Uuid, Option<Fix>>,
     /// Each vehicle's fence states, by fence.
     pub states: HashMap<Uuid, HashMap<Uuid, FenceState>>,
 }
@@ -50,35 +51,21 @@ pub struct NewEvent {
 /// Judges a batch given what it starts from (ingest supplies it: the fence index lives there).
 pub type Judge<'a> = &'a (dyn Fn(&Prior) -> Decided + Send + Sync);
 
-/// Locks and reads the vehicles' latest points and fence states. `vehicles` sorted, distinct.
-pub async fn read(tx: &Transaction<'_>, vehicles: &[Uuid]) -> Result<Prior, StoreError> {
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&vehicles];
-    let positions = tx.query(
-        "SELECT vehicle_id, ts, ST_X(location), ST_Y(location) FROM vehicle_positions \
-         WHERE vehicle_id = ANY($1) ORDER BY vehicle_id FOR UPDATE",
-        &params,
-    );
-    let states = tx.query(
-        "SELECT vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat \
-         FROM geofence_state WHERE vehicle_id = ANY($1)",
-        &params,
-    );
-    // Pipelined: one round trip for both.
-    let (positions, states) = futures_util::future::try_join(positions, states).await?;
-    let mut prior = Prior::default();
-    for r in positions {
-        let ts: DateTime<Utc> = r.get(1);
-        if let Some(pos) = lat_lon(r.get(3), r.get(2)) {
-            prior.last.insert(
-                r.get(0),
-                Fix {
-                    ts: Timestamp::from_unix_micros(ts.timestamp_micros()),
-                    pos,
-                },
-            );
-        }
-    }
-    for r in states {
+/// Reads the fence states of `vehicles`. Sent right after the position upsert on the same
+/// transaction (pipelined), so it runs once the vehicles' rows are locked.
+pub async fn read(
+    tx: &Transaction<'_>,
+    vehicles: &[Uuid],
+) -> Result<HashMap<Uuid, HashMap<Uuid, FenceState>>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat \
+             FROM geofence_state WHERE vehicle_id = ANY($1)",
+            &[&vehicles],
+        )
+        .await?;
+    let mut states: HashMap<Uuid, HashMap<Uuid, FenceState>> = HashMap::new();
+    for r in rows {
         let streak_ts: Option<DateTime<Utc>> = r.get(6);
         let streak_first = streak_ts
             .zip(lat_lon(r.get(8), r.get(7)))
@@ -88,7 +75,7 @@ pub async fn read(tx: &Transaction<'_>, vehicles: &[Uuid]) -> Result<Prior, Stor
             });
         let since: DateTime<Utc> = r.get(3);
         let streak: i32 = r.get(5);
-        prior.states.entry(r.get(0)).or_default().insert(
+        states.entry(r.get(0)).or_default().insert(
             r.get(1),
             FenceState {
                 inside: r.get(2),
@@ -99,7 +86,7 @@ pub async fn read(tx: &Transaction<'_>, vehicles: &[Uuid]) -> Result<Prior, Stor
             },
         );
     }
-    Ok(prior)
+    Ok(states)
 }
 
 fn lat_lon(lat: Option<f64>, lon: Option<f64>) -> Option<LatLon> {
@@ -198,4 +185,15 @@ pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, Store
     tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
         .await?;
     Ok(n as u64)
+}
+
+/// States of fences that no longer exist. Deleting a fence deletes its states, but a writer
+/// judging at that moment may write one back (judging reads the fences from memory); such a
+/// row is never judged again, and this sweep (in the maintenance loop) removes it.
+pub async fn drop_orphans(c: &impl tokio_postgres::GenericClient) -> Result<u64, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM geofence_state s WHERE NOT EXISTS (SELECT 1 FROM geofences f WHERE f.id = s.fence_id)",
+        &[],
+    )
+    .await?)
 }

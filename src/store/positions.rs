@@ -5,8 +5,7 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::{live, StoreError};
-use crate::domain::Point;
-use crate::domain::Timestamp;
+use crate::domain::{LatLon, Point, Timestamp};
 
 /// One row per vehicle: the newest point of the batch. Kept sorted by vehicle id so that
 /// concurrent writers lock `vehicle_positions` rows in the same order and cannot deadlock.
@@ -64,6 +63,8 @@ impl Latest {
 }
 
 /// A position never moves back in time: an older point (late or redelivered) leaves it alone.
+/// The row it replaces becomes `prev_*` (in `SET`, `p.` is the row before the update), which
+/// judging reads back through `RETURNING`. Every conflicting row is locked, updated or not.
 const UPSERT: &str = "\
 INSERT INTO vehicle_positions AS p
     (vehicle_id, ts, location, speed_kmh, heading_deg, fuel_pct, accuracy_m, received_at)
@@ -73,17 +74,24 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float
 ON CONFLICT (vehicle_id) DO UPDATE SET
     ts = EXCLUDED.ts, location = EXCLUDED.location, speed_kmh = EXCLUDED.speed_kmh,
     heading_deg = EXCLUDED.heading_deg, fuel_pct = EXCLUDED.fuel_pct,
-    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now()
+    accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now(),
+    prev_ts = p.ts, prev_lon = ST_X(p.location), prev_lat = ST_Y(p.location)
 WHERE p.ts < EXCLUDED.ts";
 
+/// What a vehicle's row held before this batch moved it: `None` for a vehicle new to the table.
+pub type Previous = Option<(Timestamp, LatLon)>;
+
 /// Upserts the batch's latest positions and announces `notices` (see `Latest::notices`).
+/// With `previous`, returns what each moved vehicle's row held before (vehicles whose stored
+/// point is newer than the whole batch are not moved and not listed).
 pub async fn upsert(
     tx: &Transaction<'_>,
     latest: &Latest,
     notices: &[String],
-) -> Result<u64, StoreError> {
+    previous: bool,
+) -> Result<Vec<(Uuid, Previous)>, StoreError> {
     if latest.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let n = latest.len();
     let mut ids = Vec::with_capacity(n);
@@ -107,14 +115,28 @@ pub async fn upsert(
         acc.push(p.accuracy_m);
         received.push(r.to_datetime());
     }
-    let n = tx
-        .execute(
-            UPSERT,
-            &[
-                &ids, &ts, &lon, &lat, &speed, &heading, &fuel, &acc, &received,
-            ],
-        )
-        .await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &ids, &ts, &lon, &lat, &speed, &heading, &fuel, &acc, &received,
+    ];
+    let moved = if previous {
+        let sql = format!("{UPSERT} RETURNING vehicle_id, prev_ts, prev_lon, prev_lat");
+        tx.query(sql.as_str(), &params)
+            .await?
+            .iter()
+            .map(|r| {
+                let at: Option<DateTime<Utc>> = r.get(1);
+                let (lon, lat): (Option<f64>, Option<f64>) = (r.get(2), r.get(3));
+                let prev = at.zip(lon.zip(lat)).and_then(|(at, (lon, lat))| {
+                    let pos = LatLon::new(lat, lon).ok()?;
+                    Some((Timestamp::from_unix_micros(at.timestamp_micros()), pos))
+                });
+                (r.get(0), prev)
+            })
+            .collect()
+    } else {
+        tx.execute(UPSERT, &params).await?;
+        Vec::new()
+    };
     // Delivered to every node's live index at commit, and only if this transaction commits.
     if !notices.is_empty() {
         tx.execute(
@@ -123,5 +145,5 @@ pub async fn upsert(
         )
         .await?;
     }
-    Ok(n)
+    Ok(moved)
 }

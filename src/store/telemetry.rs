@@ -13,10 +13,11 @@ use tokio_postgres::{Client, Transaction};
 
 use super::copy::COLUMNS;
 use super::dead_letters::{self, DeadLetter};
-use super::geofence_state::{self, Judge};
+use super::geofence_state::{self, Judge, Prior};
 use super::positions::{self, Latest};
 use super::rollups;
 use super::StoreError;
+use crate::domain::geofence::judge::Fix;
 
 /// A batch turned into what the database needs, built once and retried as is.
 #[derive(Default)]
@@ -73,15 +74,6 @@ async fn attempt(
     judge: Option<Judge<'_>>,
 ) -> Result<Written, StoreError> {
     let tx = client.transaction().await?;
-    // Judged first: the positions are locked (and read) before anything else of the batch
-    // touches them.
-    let events = match judge {
-        Some(judge) if !batch.latest.is_empty() => {
-            let prior = geofence_state::read(&tx, &batch.latest.vehicles()).await?;
-            geofence_state::write(&tx, &judge(&prior)).await?
-        }
-        _ => 0,
-    };
     let stored = match (&batch.copy, path) {
         (None, _) => 0,
         (Some(data), Path::Copy) => {
@@ -104,7 +96,30 @@ async fn attempt(
             tx.execute(sql.as_str(), &[]).await?
         }
     };
-    positions::upsert(&tx, &batch.latest, &batch.notices).await?;
+    let events = match judge {
+        None => {
+            positions::upsert(&tx, &batch.latest, &batch.notices, false).await?;
+            0
+        }
+        Some(judge) => {
+            // One round trip: the upsert locks the vehicles' rows and says where each was; the
+            // states are read behind it.
+            let vehicles = batch.latest.vehicles();
+            let (moved, states) = futures_util::future::try_join(
+                positions::upsert(&tx, &batch.latest, &batch.notices, true),
+                geofence_state::read(&tx, &vehicles),
+            )
+            .await?;
+            let prior = Prior {
+                moved: moved
+                    .into_iter()
+                    .map(|(v, prev)| (v, prev.map(|(ts, pos)| Fix { ts, pos })))
+                    .collect(),
+                states,
+            };
+            geofence_state::write(&tx, &judge(&prior)).await?
+        }
+    };
     if !batch.maybe_late.is_empty() {
         let pairs: Vec<_> = batch.maybe_late.iter().copied().collect();
         rollups::mark_late(&tx, &pairs).await?;
