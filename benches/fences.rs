@@ -1,17 +1,24 @@
 //! Pure-CPU cost of judging fixes against geofences in memory: 10,000 star-shaped polygons of
 //! ~50 vertices (100–800 m across) and 300 circles over a 30 km city. Per point: which fences
 //! contain it, and the ingest path's evaluation (candidates within 30 m, then each one's signed
-//! distance); `contains` on one 100,000-vertex fence; and a full reload of the index.
+//! distance); `contains` on one 100,000-vertex fence; a full reload of the index; and the whole
+//! judging of a vehicle's fixes as ingest runs it.
 //! `cargo bench --bench fences`.
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use meridian::domain::geofence::Fence;
-use meridian::domain::LatLon;
-use meridian::geofencing::{CompiledFence, FenceIndex};
+use meridian::domain::geofence::judge::{self, Fix};
+use meridian::domain::geofence::{EventSettings, Fence};
+use meridian::domain::{LatLon, Timestamp};
+use meridian::geofencing::{CompiledFence, FenceIndex, Geofences};
+use meridian::store::geofences::{Geofence, Loaded};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -169,5 +176,71 @@ fn benches(c: &mut Criterion) {
     reload.finish();
 }
 
-criterion_group!(fences, benches);
+/// The whole judging of a batch, as ingest runs it: 1,000 vehicles driving at 36 km/h with a
+/// fix a second, 10 fixes each, from their previous fix, against the 10k polygons (default
+/// settings): per point, candidates near it and along the step from the previous fix, signed
+/// distances, the rules.
+fn judging(c: &mut Criterion) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let loaded: Vec<Loaded> = (0..10_000u128)
+        .map(|i| {
+            let centre = rng.in_city();
+            let r_m = 50.0 + 350.0 * rng.next();
+            let ring = ring(&mut rng, centre, r_m, 50, 0.4);
+            let body = json!({"type": "Feature", "properties": {"name": "f"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]}});
+            let fence = Fence::from_json(body).expect("a valid fence");
+            let row = Geofence {
+                id: Uuid::from_u128(i),
+                name: "f".into(),
+                kind: "polygon".into(),
+                geometry: RawValue::from_string("{}".into()).unwrap(),
+                center: None,
+                radius_m: None,
+                settings: EventSettings::default(),
+                created_at: Utc::now(),
+                updated_at: Utc::now(),
+            };
+            Loaded { row, fence }
+        })
+        .collect();
+    let fences = Geofences::default();
+    fences.replace_all(loaded);
+    let t0 = 1_800_000_000_000_000i64;
+    let trips: Vec<(Fix, Vec<(Fix, Option<f64>)>)> = (0..1_000)
+        .map(|_| {
+            let [lon, lat] = rng.in_city();
+            let heading = TAU * rng.next();
+            let (dlat, dlon) = (
+                10.0 * heading.cos() / M_PER_DEG_LAT,
+                10.0 * heading.sin() / (M_PER_DEG_LAT * lat.to_radians().cos()),
+            );
+            let fix = |k: i64| Fix {
+                ts: Timestamp::from_unix_micros(t0 + k * 1_000_000),
+                pos: LatLon::new(lat + dlat * k as f64, lon + dlon * k as f64).unwrap(),
+            };
+            (fix(0), (1..=10).map(|k| (fix(k), None)).collect())
+        })
+        .collect();
+    let none = HashMap::new();
+    let set = fences.read();
+    let mut group = c.benchmark_group("judging");
+    group.throughput(Throughput::Elements(10));
+    let mut i = 0;
+    group.bench_function("a vehicle's 10 fixes, 10k polygons, empty state", |b| {
+        b.iter(|| {
+            i = (i + 1) % trips.len();
+            let (prev, fixes) = &trips[i];
+            let mut fixes = fixes.clone();
+            black_box(
+                judge::judge(&*set, Some(*prev), &none, &mut fixes)
+                    .events
+                    .len(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(fences, benches, judging);
 criterion_main!(fences);

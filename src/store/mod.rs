@@ -114,6 +114,16 @@ pub fn dispatch_pool(url: &str, max_size: usize) -> Result<Pool, StoreError> {
     pool_of(config, max_size)
 }
 
+/// The webhook worker's pool. Its commits (a claim's lease, a delivery's outcome) do not wait
+/// for the disk: one lost in a crash costs a delivery sent again, which the event id — the
+/// idempotency key the receiver dedupes by — absorbs; waiting for an fsync per delivery capped
+/// the worker at the disk's commit rate.
+pub fn delivery_pool(url: &str, max_size: usize) -> Result<Pool, StoreError> {
+    let mut config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    config.options("-c synchronous_commit=off");
+    pool_of(config, max_size)
+}
+
 fn pool_of(config: Config, max_size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,

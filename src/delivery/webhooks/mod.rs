@@ -58,7 +58,7 @@ pub async fn run(
     sender: Sender,
     shutdown: Shutdown,
 ) {
-    let pool = match crate::store::pool(&database_url, CONNECTIONS) {
+    let pool = match crate::store::delivery_pool(&database_url, CONNECTIONS) {
         Ok(p) => p,
         Err(e) => {
             // The URL was already used to connect at start, so this cannot happen in practice.
@@ -72,8 +72,9 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gauges_at = tokio::time::Instant::now();
     loop {
+        // Claimed in batches (half the slots free, or none busy), not one per freed slot.
         let room = CONCURRENCY - inflight.len();
-        if room > 0 {
+        if room >= CONCURRENCY / 2 || inflight.is_empty() {
             match claim(&pool, room, &settings).await {
                 Ok(batch) => {
                     for due in batch {
