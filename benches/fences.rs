@@ -176,6 +176,9 @@ fn benches(c: &mut Criterion) {
     reload.finish();
 }
 
+/// A vehicle's previous fix and its next ten, with their (unknown) accuracy.
+type Trip = (Fix, Vec<(Fix, Option<f64>)>);
+
 /// The whole judging of a batch, as ingest runs it: 1,000 vehicles driving at 36 km/h with a
 /// fix a second, 10 fixes each, from their previous fix, against the 10k polygons (default
 /// settings): per point, candidates near it and along the step from the previous fix, signed
@@ -207,7 +210,7 @@ fn judging(c: &mut Criterion) {
     let fences = Geofences::default();
     fences.replace_all(loaded);
     let t0 = 1_800_000_000_000_000i64;
-    let trips: Vec<(Fix, Vec<(Fix, Option<f64>)>)> = (0..1_000)
+    let trips: Vec<Trip> = (0..1_000)
         .map(|_| {
             let [lon, lat] = rng.in_city();
             let heading = TAU * rng.next();

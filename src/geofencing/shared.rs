@@ -71,6 +71,9 @@ impl Judged for Entry {
     fn settings(&self) -> &EventSettings {
         &self.settings
     }
+    fn contains(&self, p: LatLon) -> bool {
+        self.fence.contains(p)
+    }
     fn signed_distance_m(&self, p: LatLon, reach_m: f64) -> f64 {
         self.fence.signed_distance_m(p, reach_m)
     }

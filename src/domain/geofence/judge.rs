@@ -68,6 +68,8 @@ impl FenceState {
 pub trait Judged {
     fn id(&self) -> Uuid;
     fn settings(&self) -> &EventSettings;
+    /// Whether `p` is inside (boundary included): cheap, so asked before any distance.
+    fn contains(&self, p: LatLon) -> bool;
     /// Metres to the boundary, positive inside; accurate within `reach_m`.
     fn signed_distance_m(&self, p: LatLon, reach_m: f64) -> f64;
     /// Metres of the straight step a→b inside the fence.
@@ -175,7 +177,9 @@ pub fn judge<S: Fences>(
     out
 }
 
-/// One point against one fence.
+/// One point against one fence. Containment is asked first and the distance to the boundary
+/// only when it can change something: a point inside a fence the vehicle is in (or outside one
+/// it is out of) moves no state, and that is nearly every point.
 fn step<F: Judged>(
     fence: &F,
     s: &EventSettings,
@@ -186,7 +190,7 @@ fn step<F: Judged>(
 ) -> FenceState {
     let h = s.hysteresis_m;
     let reach = (h * 4.0).max(100.0);
-    let d = fence.signed_distance_m(p.pos, reach);
+    let inside_now = fence.contains(p.pos);
     let id = fence.id();
     let raise = |events: &mut Vec<Raised>, kind, at| {
         events.push(Raised {
@@ -197,7 +201,7 @@ fn step<F: Judged>(
     };
     if !state.inside {
         let enter_depth = h.min(fence.extent_m() / 4.0);
-        if d >= enter_depth {
+        if inside_now && fence.signed_distance_m(p.pos, reach) >= enter_depth {
             state.streak += 1;
             let first = *state.streak_first.get_or_insert(p);
             if state.streak >= s.confirm_points {
@@ -214,9 +218,9 @@ fn step<F: Judged>(
             let pending = state.streak > 0;
             state.streak = 0;
             state.streak_first = None;
-            if !pending {
+            if !pending && !inside_now {
                 if let Some(l) = last {
-                    if crossed(fence, h, l, p, d, reach) {
+                    if crossed(fence, h, l, p, reach) {
                         let mid = midpoint(l, p);
                         raise(events, EventKind::Enter, mid);
                         raise(events, EventKind::Exit, mid);
@@ -224,7 +228,7 @@ fn step<F: Judged>(
                 }
             }
         }
-    } else if d < -h {
+    } else if !inside_now && fence.signed_distance_m(p.pos, reach) < -h {
         state.streak += 1;
         let first = *state.streak_first.get_or_insert(p);
         if state.streak >= s.confirm_points {
@@ -247,14 +251,29 @@ fn step<F: Judged>(
 }
 
 /// Both ends well outside, close enough in time to trust the straight line, and enough of it
-/// inside the fence.
-fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix, d: f64, reach: f64) -> bool {
-    if d >= -h || l.ts.secs_until(p.ts) > CROSS_MAX_GAP_S {
+/// inside the fence. The cheap tests first: a step shorter than what must lie inside cannot
+/// cross (at 1 Hz and city speeds, no step is).
+fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix, reach: f64) -> bool {
+    let need = h.min(fence.extent_m() / 2.0).max(0.0);
+    if l.ts.secs_until(p.ts) > CROSS_MAX_GAP_S || step_m(l.pos, p.pos) < need {
         return false;
     }
-    let need = h.min(fence.extent_m() / 2.0).max(0.0);
     let chord = fence.chord_inside_m(l.pos, p.pos);
-    chord > 0.0 && chord >= need && fence.signed_distance_m(l.pos, reach) < -h
+    chord > 0.0
+        && chord >= need
+        && fence.signed_distance_m(p.pos, reach) < -h
+        && fence.signed_distance_m(l.pos, reach) < -h
+}
+
+/// A step's length in metres, on a sphere (plenty for "is it longer than 30 m"), never more
+/// than the ellipsoid's by over 0.5 %.
+fn step_m(a: LatLon, b: LatLon) -> f64 {
+    const R: f64 = 6_371_008.8;
+    let (la, lb) = (a.lat().to_radians(), b.lat().to_radians());
+    let dlat = lb - la;
+    let dlon = (b.lon() - a.lon()).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + la.cos() * lb.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * R * h.sqrt().min(1.0).asin()
 }
 
 /// Halfway along the step, in time and (lon/lat, which is what a short step is) in place.

@@ -31,6 +31,9 @@ impl Judged for Square {
     fn settings(&self) -> &EventSettings {
         &self.settings
     }
+    fn contains(&self, p: LatLon) -> bool {
+        self.signed_distance_m(p, 0.0) >= 0.0
+    }
     fn signed_distance_m(&self, p: LatLon, _reach: f64) -> f64 {
         let (x, y) = xy(p);
         let dx = (self.west - x).max(x - self.east);
