@@ -2,6 +2,15 @@
 //! fence compiled for exact containment (the same answers as PostGIS), distance to its boundary
 //! and the length of a hop inside it; all of them in a box index.
 //!
+//! "The same answers as PostGIS", precisely: areas use robust orientation (exact), where
+//! PostGIS' point-in-polygon short-circuit computes the side of an edge in plain floating
+//! point (`determineSide` in `lwgeom_functions_analytic.c`). The two agree whenever that
+//! arithmetic is exact or the point is not within rounding of an edge: on vertices, on exactly
+//! representable edge midpoints and on thousands of random and along-edge points
+//! (`tests/integration/geofences/index_vs_postgis.rs`). Circles use Karney's geodesic on both
+//! sides (PostGIS via GeographicLib), so they can differ only for a point within nanometres of
+//! the circle.
+//!
 //! Only pure computation lives here (it imports `crate::domain` and `crate::live::geodesy`):
 //! loading fences, keeping the index current and sharing it between tasks are the caller's.
 
