@@ -132,6 +132,13 @@ fn benches(c: &mut Criterion) {
             black_box(index.containing(probes[i]).len())
         })
     });
+    group.bench_function("near 30 m (candidates only)", |b| {
+        b.iter(|| {
+            i = (i + 1) % probes.len();
+            index.near(probes[i], 30.0, &mut out);
+            black_box(out.len())
+        })
+    });
     group.bench_function("evaluate: near 30 m + signed distance (reach 100 m)", |b| {
         b.iter(|| {
             i = (i + 1) % probes.len();
@@ -143,7 +150,7 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let big = polygon(1, ring(&mut rng, CENTER, 10_000.0, 99_999, 0.02));
+    let big = polygon(1, ring(&mut rng, CENTER, 10_000.0, 99_999, 0.0002));
     let near_big: Vec<LatLon> = (0..4096)
         .map(|_| {
             let lat = CENTER[1] + (rng.next() - 0.5) * 0.2;

@@ -150,13 +150,7 @@ fn area_edges(area: &Area) -> Vec<Edge> {
         .polygons()
         .iter()
         .flatten()
-        .flat_map(|ring| {
-            ring.windows(2).map(|w| Edge {
-                a: coord(w[0]),
-                b: coord(w[1]),
-                seam: false,
-            })
-        })
+        .flat_map(|ring| ring.windows(2).map(|w| Edge::new(coord(w[0]), coord(w[1]))))
         .collect();
     mark_seams(&mut edges);
     edges

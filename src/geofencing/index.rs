@@ -53,6 +53,12 @@ pub struct FenceIndex {
     by_id: HashMap<Uuid, Arc<CompiledFence>>,
 }
 
+/// Readers on many tasks, one writer: the index must cross threads and be shared by reference.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<FenceIndex>();
+};
+
 impl FenceIndex {
     /// Bulk-loads the tree (packed, faster to build and to query than one insert at a time).
     /// A repeated id keeps its last fence.

@@ -230,6 +230,36 @@ fn banded_large_polygon_agrees_with_brute_force_on_random_vertex_and_midpoint_pr
     );
 }
 
+#[test]
+fn banded_distance_search_finds_the_edge_a_full_scan_finds() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (c, r) = ([10.75, 59.91], 0.01);
+    let rings = vec![star(&mut rng, c, r, 3_000), star(&mut rng, c, r * 0.3, 300)];
+    let f = polygon(1, &rings);
+    assert!(f.bands() > 1, "banded");
+    for _ in 0..2_000 {
+        let p = [
+            c[0] + (rng.next() - 0.5) * 4.4 * r,
+            c[1] + (rng.next() - 0.5) * 2.2 * r,
+        ];
+        let s = super::metric::Scale::at(p[1]);
+        let at = |q: [f64; 2]| ((q[0] - p[0]) * s.x, (q[1] - p[1]) * s.y);
+        let full = rings.iter().flat_map(|ring| ring.windows(2)).map(|w| {
+            let ((ax, ay), (bx, by)) = (at(w[0]), at(w[1]));
+            let (dx, dy) = (bx - ax, by - ay);
+            let t = (-(ax * dx + ay * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+            (ax + t * dx).hypot(ay + t * dy)
+        });
+        let full = full.fold(f64::INFINITY, f64::min);
+        let d = f.signed_distance_m(ll(p[0], p[1]), 200.0);
+        if full <= 200.0 {
+            assert!((d.abs() - full).abs() < 1e-6, "{p:?}: {d} vs {full}");
+        } else {
+            assert!(d.abs() >= 200.0, "{p:?}: {d} vs {full}");
+        }
+    }
+}
+
 /// A square of `side_m` metres centred at (lon, 60°N), in planar degrees: at 60°N a degree of
 /// latitude is 111,412 m and one of longitude 55,799.5 m.
 fn metre_square(lon: f64, side_m: f64) -> Ring {
