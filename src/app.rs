@@ -145,12 +145,14 @@ impl Application {
                 "MERIDIAN_ROLLUP_TRACK_LATE=false: late points will not reach the rollups"
             );
         }
+        let fanned_out = Arc::new(tokio::sync::Notify::new());
         let outbox = settings.webhooks.enabled.then(|| {
             supervisor.spawn(
                 "geofence outbox",
                 delivery::outbox::run(
                     settings.database_url.clone(),
                     settings.mqtt.clone(),
+                    fanned_out.clone(),
                     shutdown.clone(),
                 ),
             )
@@ -181,6 +183,7 @@ impl Application {
                     settings.database_url.clone(),
                     settings.webhooks.clone(),
                     sender,
+                    fanned_out,
                     shutdown.clone(),
                 ),
             ))

@@ -28,7 +28,9 @@ const PUBLISH_WITHIN: Duration = Duration::from_secs(10);
 const MAX_RETRY_DELAY_MS: i64 = 30_000;
 
 /// Runs until shutdown (spawned and watched by the supervisor).
-pub async fn run(url: String, mqtt: MqttSettings, shutdown: Shutdown) {
+/// Rings `fanned_out` after a round that recorded webhook deliveries (this node's webhook
+/// worker sends them at once).
+pub async fn run(url: String, mqtt: MqttSettings, fanned_out: Arc<Notify>, shutdown: Shutdown) {
     let wake = Arc::new(Notify::new());
     let mut publisher = Publisher::start(&mqtt);
     let mut client: Option<Client> = None;
@@ -55,7 +57,7 @@ pub async fn run(url: String, mqtt: MqttSettings, shutdown: Shutdown) {
         }
         if let Some(c) = client.as_mut() {
             loop {
-                match round(c, &mut publisher).await {
+                match round(c, &mut publisher, &fanned_out).await {
                     Ok(n) if n == MAX_ROUND && !shutdown.is_triggered() => continue,
                     Ok(_) => break,
                     Err(Failure::Store(e)) => {
@@ -93,7 +95,11 @@ impl From<StoreError> for Failure {
 }
 
 /// One round: returns how many events it delivered.
-async fn round(client: &mut Client, publisher: &mut Publisher) -> Result<usize, Failure> {
+async fn round(
+    client: &mut Client,
+    publisher: &mut Publisher,
+    fanned_out: &Notify,
+) -> Result<usize, Failure> {
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let claimed = outbox::claim(&tx, MAX_ROUND as i64).await?;
     if claimed.is_empty() {
@@ -116,6 +122,9 @@ async fn round(client: &mut Client, publisher: &mut Publisher) -> Result<usize, 
     let deliveries = webhooks::fan_out(&tx, &claimed).await?;
     outbox::done(&tx, &claimed).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    if deliveries > 0 {
+        fanned_out.notify_one();
+    }
     let lag: Vec<f64> = events
         .iter()
         .map(|e| (chrono::Utc::now() - e.recorded_at).as_seconds_f64())

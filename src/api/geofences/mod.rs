@@ -265,7 +265,7 @@ async fn vehicles_in(
     let client = s.pool.get().await?;
     let mut out = Vec::new();
     loop {
-        let rows = geofences::positions_in(&**client, boxes, max_age_s, after, chunk).await?;
+        let rows = geofences::positions_in(&client, boxes, max_age_s, after, chunk).await?;
         let full = rows.len() as i64 == chunk;
         after = rows.last().map(|r| r.vehicle_id);
         out.extend(

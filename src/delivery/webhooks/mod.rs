@@ -10,10 +10,12 @@
 
 pub mod send;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use rand::Rng;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::WebhookSettings;
@@ -52,10 +54,13 @@ fn poll_interval(settings: &WebhookSettings) -> Duration {
 
 /// Runs until shutdown (spawned and watched by the supervisor). Database trouble is logged,
 /// counted and retried at the next wake; it never ends the task.
+/// `fanned_out` is rung by this node's outbox worker when it has recorded deliveries, so they
+/// go out at once rather than at the next poll.
 pub async fn run(
     database_url: String,
     settings: WebhookSettings,
     sender: Sender,
+    fanned_out: Arc<Notify>,
     shutdown: Shutdown,
 ) {
     let pool = match crate::store::delivery_pool(&database_url, CONNECTIONS) {
@@ -107,6 +112,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.triggered() => break,
             _ = tick.tick() => {}
+            _ = fanned_out.notified() => {}
             // A slot freed: claim again at once (more may be due).
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
         }
