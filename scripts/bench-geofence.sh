@@ -29,7 +29,7 @@
 #              was published.
 #
 # Knobs (environment): CENTER=59.91,10.75 RADIUS_KM=20 FENCES=10000 FENCE_VERTICES=50 SEED=11
-#   VEHICLES=10000 POINTS_PER_MESSAGE="1 10" MESSAGES=300000 MESSAGES_10=100000 INGEST_ORDER="none fenced"
+#   VEHICLES=10000 POINTS_PER_MESSAGE="1 10" MESSAGES=900000 MESSAGES_10=300000 INGEST_ORDER="none fenced"
 #   HTTP_VEHICLES=100000 DURATION=15 (s per wrk run) CHECK_POINTS=200 CHECK_FENCES=50
 #   BACKLOG_VEHICLES=20000 STEADY_VEHICLES=2000 STEADY_RATE=1 STEADY_S=30 WARMUP_S=5
 #   BENCH_HTTP_ADDR=127.0.0.1:8083 BENCH_HTTP_ADDR_B=127.0.0.1:8084 BENCH_TIMEOUT=600
@@ -47,8 +47,8 @@ FENCE_VERTICES=${FENCE_VERTICES:-50}
 SEED=${SEED:-11}
 VEHICLES=${VEHICLES:-10000}
 POINTS_PER_MESSAGE=${POINTS_PER_MESSAGE:-"1 10"}
-MESSAGES=${MESSAGES:-300000}
-MESSAGES_10=${MESSAGES_10:-100000}
+MESSAGES=${MESSAGES:-900000}
+MESSAGES_10=${MESSAGES_10:-300000}
 INGEST_ORDER=${INGEST_ORDER:-"none fenced"}
 HTTP_VEHICLES=${HTTP_VEHICLES:-100000}
 DURATION=${DURATION:-15}
@@ -193,7 +193,7 @@ phase_criterion() {
   cargo bench --locked --bench fences -- --noplot >"$out" 2>&1 || { tail -n 30 "$out" >&2; die "cargo bench failed"; }
   grep -E 'fences;|time:|thrpt:' "$out" | sed 's/^/    /' || true
   # criterion prints the name on its own line when it is long, then `time: [low median high]`.
-  python3 - "$out" <<'PY' | while IFS= read -r line; do report "$line"; done
+  while IFS= read -r line; do report "$line"; done < <(python3 - "$out" <<'PY'
 import re, sys
 name = None
 for line in open(sys.argv[1]):
@@ -205,6 +205,7 @@ for line in open(sys.argv[1]):
         print(f"criterion {name}: {m.group(1)} {m.group(2)} median"
               + ("  (target <= 2 µs/point)" if name.startswith("fences per point/evaluate") else ""))
 PY
+  )
 }
 
 # ---------------------------------------------------------------- ingest
@@ -249,7 +250,7 @@ ingest_run() { # k mode(none|fenced)
   cpu_all=$(calc "$(cpu_s "$pid") - $cpu0")
   judge_s=$(metric "$ADDR" meridian_geofence_judge_duration_seconds_sum)
   published=$(metric "$ADDR" meridian_geofence_outbox_published_total)
-  events=$(pg "$BENCH_URL" -tAc "select count(*) || ' (' || coalesce(string_agg(n || ' ' || type, ', '), '') || ')'
+  events=$(pg "$BENCH_URL" -tAc "select coalesce(sum(n), 0) || ' (' || coalesce(string_agg(n || ' ' || type, ', '), '') || ')'
     from (select type, count(*) n from geofence_events group by type order by type) t")
   outbox=$(pg "$BENCH_URL" -tAc 'select count(*) from geofence_outbox')
   local rows
@@ -258,7 +259,7 @@ ingest_run() { # k mode(none|fenced)
   ((rows == points)) || warn "vehicle_telemetry holds $rows rows, expected $points"
 
   info "$(fmt "$p_rate" ',.0f') points/s over ${p_secs} s; rows $rows/$points; Meridian CPU ${cpu_ingest} s while" \
-    "ingesting = $(fmt "$(calc "$cpu_ingest / $points * 1000")" .3f) s per 1k points ($(fmt "$(calc "$cpu_all / $points * 1000")" .3f)" \
+    "ingesting = $(fmt "$(calc "$cpu_ingest / $points * 1000")" .4f) s per 1k points ($(fmt "$(calc "$cpu_all / $points * 1000")" .4f)" \
     "with the outbox drained); judging $(fmt "$judge_s" .2f) s"
   info "events committed: $events; outbox: $outbox left, $drained; published to MQTT: $(fmt "$published" .0f)"
   INGEST["$k-$mode"]="$p_rate|$(calc "$cpu_ingest / $points * 1000")|$(calc "$cpu_all / $points * 1000")|$events|$outbox|$drained|$rows/$points|$judge_s"
@@ -274,8 +275,8 @@ phase_ingest() {
     IFS='|' read -r -a fenced <<<"${INGEST[$k-fenced]:-nan|nan|nan|-|-|-|-|0}"
     local drop
     drop=$(calc "(1 - ${fenced[0]} / ${none[0]}) * 100")
-    report "ingest $k pt/msg: no fences $(fmt "${none[0]}" ',.0f') points/s (CPU $(fmt "${none[1]}" .3f) s/1k points)," \
-      "$FENCES fences $(fmt "${fenced[0]}" ',.0f') points/s (CPU $(fmt "${fenced[1]}" .3f) s/1k points," \
+    report "ingest $k pt/msg: no fences $(fmt "${none[0]}" ',.0f') points/s (CPU $(fmt "${none[1]}" .4f) s/1k points)," \
+      "$FENCES fences $(fmt "${fenced[0]}" ',.0f') points/s (CPU $(fmt "${fenced[1]}" .4f) s/1k points," \
       "judging $(fmt "${fenced[7]}" .2f) s): drop $(fmt "$drop" .1f) % (target <= 10 %:" \
       "$(calc "'PASS' if $drop <= 10 else 'FAIL'"); Tile38 -55 % with 1k channels)"
     report "ingest $k pt/msg, fenced run: events ${fenced[3]}, outbox ${fenced[4]} left, ${fenced[5]}; rows ${fenced[6]}"
@@ -386,9 +387,7 @@ phase_webhooks() {
   local id_b="meridian-bench-geofence-b-$$" t_start
   t_start=$(now)
   start_node "$ADDR_B" "$id_b" "$STATE_DIR/bench-geofence-hooks-b.log" MERIDIAN_INGEST=false
-  local pid_b=$NODE_PID t_ready cpu0
-  t_ready=$(now)
-  cpu0=$(cpu_s "$pid_b")
+  local pid_b=$NODE_PID cpu0=0
   local got=0
   for ((i = 0; i < TIMEOUT * 10; i++)); do
     got=$(awk '{ print $2 }' "$hook_log" | sort -u | wc -l)
@@ -397,19 +396,22 @@ phase_webhooks() {
   done
   local cpu_b
   cpu_b=$(calc "$(cpu_s "$pid_b") - $cpu0")
-  python3 - "$hook_log" "$backlog" "$t_ready" "$cpu_b" <<'PY' | while IFS= read -r line; do report "$line"; done
+  while IFS= read -r line; do report "$line"; done < <(python3 - "$hook_log" "$backlog" "$t_start" "$cpu_b" <<'PY'
 import sys
-path, n, t_ready, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+path, n, t_start, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 rows = [l.split() for l in open(path)]
+if not rows:
+    sys.exit(print(f"webhooks backlog: 0 of {n} events delivered"))
 times = sorted(float(r[0]) for r in rows)
 ids = [r[1] for r in rows]
 uniq = len(set(ids))
 span = times[-1] - times[0] if len(times) > 1 else float("nan")
 print(f"webhooks backlog: {uniq} of {n} events delivered, {len(ids) - uniq} duplicates, "
       f"{sum(r[4] != '1' for r in rows)} bad signatures; {uniq / span:,.0f} deliveries/s first to last receipt "
-      f"({span:.2f} s), {uniq / (times[-1] - t_ready):,.0f}/s from the node's readiness; "
+      f"({span:.2f} s), {uniq / (times[-1] - t_start):,.0f}/s from the node's start ({times[0] - t_start:.2f} s to the first); "
       f"node CPU {cpu * 1000 / max(uniq, 1):.3f} ms per delivery")
 PY
+  )
   stop_node "$pid_b" "$id_b"
 
   # Steady: node C ingests and delivers; latency to the webhook and to MQTT.
