@@ -387,16 +387,18 @@ phase_webhooks() {
   local id_b="meridian-bench-geofence-b-$$" t_start
   t_start=$(now)
   start_node "$ADDR_B" "$id_b" "$STATE_DIR/bench-geofence-hooks-b.log" MERIDIAN_INGEST=false
-  local pid_b=$NODE_PID cpu0=0
+  local pid_b=$NODE_PID cpu0=0 commits0
+  commits0=$(pg "$BENCH_URL" -tAc 'select xact_commit from pg_stat_database where datname = current_database()')
   local got=0
   for ((i = 0; i < TIMEOUT * 10; i++)); do
     got=$(awk '{ print $2 }' "$hook_log" | sort -u | wc -l)
     ((got >= backlog)) && break
     sleep 0.1
   done
-  local cpu_b
+  local cpu_b commits
   cpu_b=$(calc "$(cpu_s "$pid_b") - $cpu0")
-  while IFS= read -r line; do report "$line"; done < <(python3 - "$hook_log" "$backlog" "$t_start" "$cpu_b" <<'PY'
+  commits=$(pg "$BENCH_URL" -tAc "select xact_commit - $commits0 from pg_stat_database where datname = current_database()")
+  while IFS= read -r line; do report "$line"; done < <(python3 - "$hook_log" "$backlog" "$t_start" "$cpu_b" "$commits" <<'PY'
 import sys
 path, n, t_start, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 rows = [l.split() for l in open(path)]
@@ -409,7 +411,11 @@ span = times[-1] - times[0] if len(times) > 1 else float("nan")
 print(f"webhooks backlog: {uniq} of {n} events delivered, {len(ids) - uniq} duplicates, "
       f"{sum(r[4] != '1' for r in rows)} bad signatures; {uniq / span:,.0f} deliveries/s first to last receipt "
       f"({span:.2f} s), {uniq / (times[-1] - t_start):,.0f}/s from the node's start ({times[0] - t_start:.2f} s to the first); "
-      f"node CPU {cpu * 1000 / max(uniq, 1):.3f} ms per delivery")
+      f"node CPU {cpu * 1000 / max(uniq, 1):.3f} ms and {int(sys.argv[5]) / max(uniq, 1):.2f} database commits per delivery")
+# Does the rate hold over the drain? Deliveries/s over each quarter of the receipts.
+q = [times[len(times) * i // 4:len(times) * (i + 1) // 4] for i in range(4)]
+print("webhooks backlog, deliveries/s by quarter of the drain: "
+      + " / ".join(f"{len(t) / (t[-1] - t[0]):,.0f}" if len(t) > 1 and t[-1] > t[0] else "-" for t in q))
 PY
   )
   stop_node "$pid_b" "$id_b"
