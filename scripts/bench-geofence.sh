@@ -258,7 +258,7 @@ ingest_run() { # k mode(none|fenced)
   stop_node "$pid" "$client_id"
   ((rows == points)) || warn "vehicle_telemetry holds $rows rows, expected $points"
 
-  info "$(fmt "$p_rate" ',.0f') points/s over ${p_secs} s; rows $rows/$points; Meridian CPU ${cpu_ingest} s while" \
+  info "$(fmt "$p_rate" ',.0f') points/s over ${p_secs} s; rows $rows/$points; Meridian CPU $(fmt "$cpu_ingest" .2f) s while" \
     "ingesting = $(fmt "$(calc "$cpu_ingest / $points * 1000")" .4f) s per 1k points ($(fmt "$(calc "$cpu_all / $points * 1000")" .4f)" \
     "with the outbox drained); judging $(fmt "$judge_s" .2f) s"
   info "events committed: $events; outbox: $outbox left, $drained; published to MQTT: $(fmt "$published" .0f)"
