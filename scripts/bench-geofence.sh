@@ -303,6 +303,25 @@ wrk_fences() { # mode connections
   report "http $1 -c$2: $(fmt "$rps" ',.0f') req/s, p50 $p50 ms, p99 $p99 ms${errors:+ (errors: $errors)} ($ref)"
 }
 
+wrk_healthz() { # connections — the box's HTTP floor in this run
+  local out="$WORK/wrk-healthz-$1.txt"
+  wrk -t1 -c"$1" -d"${DURATION}s" --latency "http://$ADDR/healthz" >"$out"
+  report "http reference GET /healthz -c$1: $(fmt "$(awk '/^Requests\/sec:/ { print $2 }' "$out")" ',.0f') req/s," \
+    "p50 $(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")") ms, p99 $(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")") ms"
+}
+
+pgbench_fences() { # clients — the bare PostGIS query behind fence-vehicles, in this run
+  local dir="$WORK/pgb-$1"
+  mkdir -p "$dir"
+  (cd "$dir" && pgbench -n -M prepared -c "$1" -j 1 -T "$DURATION" -f "$WORK/fence-vehicles.sql" \
+    --log --log-prefix=pgb "$BENCH_URL" >"$dir/out.txt" 2>&1) || { cat "$dir/out.txt" >&2; die "pgbench failed"; }
+  local tps p50 p99
+  tps=$(awk '/^tps = / { print $3; exit }' "$dir/out.txt")
+  read -r p50 p99 < <(cat "$dir"/pgb.* | awk '{ print $3 }' | sort -n | awk '
+    { v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000 }')
+  report "http reference, bare PostGIS fence-vehicles SQL (pgbench -c$1): $(fmt "$tps" ',.0f') q/s, p50 $p50 ms, p99 $p99 ms"
+}
+
 phase_http() {
   step "http: $HTTP_VEHICLES vehicles with positions, $FENCES fences"
   fresh_db
@@ -328,9 +347,21 @@ SQL
   # Probes over the disc's bounding box (longitude spans twice the latitude's degrees).
   BENCH_SPREAD=$(calc "round($RADIUS_KM / 111.32, 4)")
   export BENCH_SPREAD
+  # Same-run references: the box's HTTP floor (/healthz, no work) and the bare PostGIS query a
+  # fence-vehicles answer stands for (pgbench, prepared, a random fence each time).
+  pg "$BENCH_URL" -c 'CREATE TABLE bench_fence_ids AS SELECT row_number() OVER (ORDER BY id)::int i, id FROM geofences' \
+    -c 'ALTER TABLE bench_fence_ids ADD PRIMARY KEY (i)' -c 'ANALYZE bench_fence_ids'
+  cat >"$WORK/fence-vehicles.sql" <<SQL
+\\set i random(1, $FENCES)
+SELECT p.vehicle_id, ST_X(p.location), ST_Y(p.location), p.ts FROM bench_fence_ids f
+JOIN geofences g ON g.id = f.id JOIN vehicle_positions p ON ST_Intersects(g.geom, p.location)
+WHERE f.i = :i AND p.ts >= now() - interval '3600 seconds' ORDER BY p.vehicle_id LIMIT 100;
+SQL
   local c mode
   for c in 1 20; do
+    wrk_healthz "$c"
     for mode in contains vehicles; do wrk_fences "$mode" "$c"; done
+    pgbench_fences "$c"
   done
   step "answers against PostGIS ($CHECK_POINTS points, $CHECK_FENCES fences)"
   local truth rc=0
