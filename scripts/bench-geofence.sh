@@ -428,6 +428,11 @@ phase_webhooks() {
   done
   local cpu_b commits
   cpu_b=$(calc "$(cpu_s "$pid_b") - $cpu0")
+  local attempt_sum attempt_n
+  attempt_sum=$(metric "$ADDR_B" meridian_webhook_attempt_duration_seconds_sum)
+  attempt_n=$(metric "$ADDR_B" meridian_webhook_attempt_duration_seconds_count)
+  report "webhooks backlog: mean webhook request $(fmt "$(calc "$attempt_sum / max($attempt_n, 1) * 1000")" .2f) ms" \
+    "over $(fmt "$attempt_n" .0f) requests (node B's meridian_webhook_attempt_duration_seconds)"
   commits=$(pg "$BENCH_URL" -tAc "select xact_commit - $commits0 from pg_stat_database where datname = current_database()")
   while IFS= read -r line; do report "$line"; done < <(python3 - "$hook_log" "$backlog" "$t_start" "$cpu_b" "$commits" <<'PY'
 import sys
