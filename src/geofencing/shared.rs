@@ -28,26 +28,42 @@ use crate::store::geofences::{Geofence, Loaded};
 /// harm next to stalling ingest.
 pub const MAX_STALENESS: Duration = Duration::from_secs(5);
 
-/// One fence: what judging, `contains` and the API need of it.
+/// One fence: what judging, `contains` and the API need of it. One `Arc`, so handing a
+/// candidate to judging is one counter increment, not a copy.
 #[derive(Clone)]
-pub struct Entry {
+pub struct Entry(Arc<Fenced>);
+
+pub struct Fenced {
     pub fence: Arc<CompiledFence>,
-    pub row: Arc<Geofence>,
+    pub row: Geofence,
     pub settings: EventSettings,
     extent_m: f64,
+}
+
+impl std::ops::Deref for Entry {
+    type Target = Fenced;
+
+    fn deref(&self) -> &Fenced {
+        &self.0
+    }
 }
 
 impl Entry {
     pub fn new(loaded: Loaded) -> Self {
         let fence = Arc::new(CompiledFence::new(loaded.row.id, loaded.fence.shape()));
         let extent_m = extent_m(fence.bounds());
-        Self {
+        Self(Arc::new(Fenced {
             settings: *loaded.fence.settings(),
-            row: Arc::new(loaded.row),
+            row: loaded.row,
             fence,
             extent_m,
-        }
+        }))
     }
+}
+
+thread_local! {
+    /// The index's answer before it becomes entries: reused, so a point costs no allocation.
+    static FOUND: std::cell::RefCell<Vec<Arc<CompiledFence>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The smaller side, in metres, of the fence's smallest box: a fence's size for "too small to
@@ -90,6 +106,7 @@ pub struct Set {
     index: FenceIndex,
     entries: HashMap<Uuid, Entry>,
     max_hysteresis_m: f64,
+    min_cross_m: f64,
 }
 
 impl Set {
@@ -99,6 +116,11 @@ impl Set {
             .values()
             .map(|e| e.settings.hysteresis_m)
             .fold(0.0, f64::max);
+        self.min_cross_m = self
+            .entries
+            .values()
+            .map(|e| e.settings.hysteresis_m.min(e.extent_m / 2.0).max(0.0))
+            .fold(f64::INFINITY, f64::min);
         observability::geofences_loaded(self.entries.len());
     }
 
@@ -123,12 +145,12 @@ impl Set {
             .collect()
     }
 
-    fn entries_of(&self, found: Vec<Arc<CompiledFence>>, out: &mut Vec<Entry>) {
-        out.extend(
-            found
-                .iter()
-                .filter_map(|f| self.entries.get(&f.id()).cloned()),
-        );
+    fn entries_of(&self, found: &[Arc<CompiledFence>], out: &mut Vec<Entry>) {
+        for f in found {
+            if let Some(e) = self.entries.get(&f.id()) {
+                out.push(e.clone());
+            }
+        }
     }
 }
 
@@ -136,15 +158,19 @@ impl Fences for Set {
     type Fence = Entry;
 
     fn near(&self, p: LatLon, margin_m: f64, out: &mut Vec<Entry>) {
-        let mut found = Vec::new();
-        self.index.near(p, margin_m, &mut found);
-        self.entries_of(found, out);
+        FOUND.with_borrow_mut(|found| {
+            self.index.near(p, margin_m, found);
+            self.entries_of(found, out);
+            found.clear();
+        })
     }
 
     fn along(&self, a: LatLon, b: LatLon, out: &mut Vec<Entry>) {
-        let mut found = Vec::new();
-        self.index.along(a, b, 0.0, &mut found);
-        self.entries_of(found, out);
+        FOUND.with_borrow_mut(|found| {
+            self.index.along(a, b, 0.0, found);
+            self.entries_of(found, out);
+            found.clear();
+        })
     }
 
     fn get(&self, id: Uuid) -> Option<Entry> {
@@ -153,6 +179,10 @@ impl Fences for Set {
 
     fn max_hysteresis_m(&self) -> f64 {
         self.max_hysteresis_m
+    }
+
+    fn min_cross_m(&self) -> f64 {
+        self.min_cross_m
     }
 }
 
@@ -211,6 +241,7 @@ impl Geofences {
             index,
             entries,
             max_hysteresis_m: 0.0,
+            min_cross_m: 0.0,
         };
         set.settle();
         let old = std::mem::replace(&mut *self.write(), set);

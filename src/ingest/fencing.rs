@@ -19,7 +19,7 @@ pub type FencePoints = HashMap<Uuid, (String, Vec<(Fix, Option<f64>)>)>;
 
 /// The batch's storable points by vehicle.
 pub fn fence_points(batch: &[Message], vehicles: &[Option<Uuid>]) -> FencePoints {
-    let mut out = FencePoints::new();
+    let mut out = FencePoints::with_capacity(batch.len());
     for (message, vehicle) in batch.iter().zip(vehicles) {
         let Some(id) = vehicle else { continue };
         if message.decoded.points.is_empty() {

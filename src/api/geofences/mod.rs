@@ -176,7 +176,7 @@ pub async fn list(
             .into_iter()
             .filter(|e| q.after.is_none_or(|after| e.row.id > after))
             .take(limit.get() as usize)
-            .map(|e| GeofenceBody::from(&*e.row))
+            .map(|e| GeofenceBody::from(&e.row))
             .collect();
         return Ok(axum::Json(Page {
             next_after: next_after(&items, limit, |b| b.id),

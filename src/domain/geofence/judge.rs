@@ -89,6 +89,9 @@ pub trait Fences {
     fn get(&self, id: Uuid) -> Option<Self::Fence>;
     /// The largest hysteresis any fence asks for: how far from a fence a point still matters.
     fn max_hysteresis_m(&self) -> f64;
+    /// The least length of a step any fence could count as a cross (see `crossed`): shorter
+    /// steps are not looked along at all.
+    fn min_cross_m(&self) -> f64;
 }
 
 /// An event, before it is stored.
@@ -123,6 +126,7 @@ pub fn judge<S: Fences>(
     let mut out = Judgement::default();
     let mut last = prev;
     let mut candidates = Vec::new();
+    let mut ids: Vec<Uuid> = Vec::new();
     let margin = fences.max_hysteresis_m();
     for &(p, accuracy) in points.iter() {
         if last.is_some_and(|l| p.ts <= l.ts) {
@@ -131,14 +135,17 @@ pub fn judge<S: Fences>(
         candidates.clear();
         fences.near(p.pos, margin, &mut candidates);
         if let Some(l) = last {
-            fences.along(l.pos, p.pos, &mut candidates);
+            if step_m(l.pos, p.pos) >= fences.min_cross_m() {
+                fences.along(l.pos, p.pos, &mut candidates);
+            }
         }
-        let mut ids: Vec<Uuid> = candidates.iter().map(Judged::id).collect();
+        ids.clear();
+        ids.extend(candidates.iter().map(Judged::id));
         ids.extend(current.keys().copied());
         ids.sort_unstable();
         ids.dedup();
         let mut used = false;
-        for id in ids {
+        for &id in &ids {
             let found = match candidates.iter().find(|f| f.id() == id) {
                 Some(f) => Some(f.clone()),
                 None => fences.get(id),

@@ -99,6 +99,9 @@ impl Fences for World {
     fn get(&self, id: Uuid) -> Option<Square> {
         self.0.iter().find(|f| f.id == id).cloned()
     }
+    fn min_cross_m(&self) -> f64 {
+        0.0
+    }
     fn max_hysteresis_m(&self) -> f64 {
         self.0
             .iter()
