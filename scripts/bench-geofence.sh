@@ -224,6 +224,8 @@ ingest_run() { # k mode(none|fenced)
   start_node "$ADDR" "$client_id" "$STATE_DIR/bench-geofence-ingest-$k-$mode.log"
   local pid=$NODE_PID cpu0
   cpu0=$(cpu_s "$pid")
+  python3 scripts/bench/cpu_comm.py snap postgres >"$WORK/pg-cpu-$k-$mode.json"
+  python3 scripts/bench/cpu_comm.py snap mosquitto >"$WORK/mq-cpu-$k-$mode.json"
   info "node ready: $(metric "$ADDR" meridian_geofences_loaded) fences loaded, RSS $(rss_mb "$pid" VmRSS) MB"
 
   sim_run --vehicles "$VEHICLES" --rate 0 --messages "$m" --points-per-message "$k" --seed "$SEED" \
@@ -235,8 +237,10 @@ ingest_run() { # k mode(none|fenced)
   wait "$SIM_PID" || warn "simulator exited non-zero (log: $STATE_DIR/bench-geofence-sim-$k-$mode.log)"
   SIM_PID=''
   ((p_ok)) || warn "timed out after ${TIMEOUT}s: $p_value of $points points stored"
-  local cpu_ingest
+  local cpu_ingest cpu_pg cpu_mq
   cpu_ingest=$(calc "$(cpu_s "$pid") - $cpu0")
+  cpu_pg=$(python3 scripts/bench/cpu_comm.py since postgres "$WORK/pg-cpu-$k-$mode.json")
+  cpu_mq=$(python3 scripts/bench/cpu_comm.py since mosquitto "$WORK/mq-cpu-$k-$mode.json")
 
   # Events are committed with their batch; the outbox worker publishes them after.
   local t0 drained='-' events outbox
@@ -261,8 +265,10 @@ ingest_run() { # k mode(none|fenced)
   info "$(fmt "$p_rate" ',.0f') points/s over ${p_secs} s; rows $rows/$points; Meridian CPU $(fmt "$cpu_ingest" .2f) s while" \
     "ingesting = $(fmt "$(calc "$cpu_ingest / $points * 1000")" .4f) s per 1k points ($(fmt "$(calc "$cpu_all / $points * 1000")" .4f)" \
     "with the outbox drained); judging $(fmt "$judge_s" .2f) s"
+  info "same interval: PostgreSQL CPU $(fmt "$cpu_pg" .2f) s = $(fmt "$(calc "$cpu_pg / $points * 1000")" .4f) s per 1k points;" \
+    "Mosquitto $(fmt "$cpu_mq" .2f) s = $(fmt "$(calc "$cpu_mq / $points * 1000")" .4f) s per 1k points"
   info "events committed: $events; outbox: $outbox left, $drained; published to MQTT: $(fmt "$published" .0f)"
-  INGEST["$k-$mode"]="$p_rate|$(calc "$cpu_ingest / $points * 1000")|$(calc "$cpu_all / $points * 1000")|$events|$outbox|$drained|$rows/$points|$judge_s"
+  INGEST["$k-$mode"]="$p_rate|$(calc "$cpu_ingest / $points * 1000")|$(calc "$cpu_all / $points * 1000")|$events|$outbox|$drained|$rows/$points|$judge_s|$(calc "$cpu_pg / $points * 1000")"
 }
 
 phase_ingest() {
@@ -271,12 +277,12 @@ phase_ingest() {
   for k in $POINTS_PER_MESSAGE; do
     for mode in $INGEST_ORDER; do ingest_run "$k" "$mode"; done
     local none fenced
-    IFS='|' read -r -a none <<<"${INGEST[$k-none]:-nan|nan|nan|-|-|-|-|0}"
-    IFS='|' read -r -a fenced <<<"${INGEST[$k-fenced]:-nan|nan|nan|-|-|-|-|0}"
+    IFS='|' read -r -a none <<<"${INGEST[$k-none]:-nan|nan|nan|-|-|-|-|0|nan}"
+    IFS='|' read -r -a fenced <<<"${INGEST[$k-fenced]:-nan|nan|nan|-|-|-|-|0|nan}"
     local drop
     drop=$(calc "(1 - ${fenced[0]} / ${none[0]}) * 100")
-    report "ingest $k pt/msg: no fences $(fmt "${none[0]}" ',.0f') points/s (CPU $(fmt "${none[1]}" .4f) s/1k points)," \
-      "$FENCES fences $(fmt "${fenced[0]}" ',.0f') points/s (CPU $(fmt "${fenced[1]}" .4f) s/1k points," \
+    report "ingest $k pt/msg: no fences $(fmt "${none[0]}" ',.0f') points/s (CPU s/1k points: Meridian $(fmt "${none[1]}" .4f), PostgreSQL $(fmt "${none[8]}" .4f))," \
+      "$FENCES fences $(fmt "${fenced[0]}" ',.0f') points/s (Meridian $(fmt "${fenced[1]}" .4f), PostgreSQL $(fmt "${fenced[8]}" .4f)," \
       "judging $(fmt "${fenced[7]}" .2f) s): drop $(fmt "$drop" .1f) % (target <= 10 %:" \
       "$(calc "'PASS' if $drop <= 10 else 'FAIL'"); Tile38 -55 % with 1k channels)"
     report "ingest $k pt/msg, fenced run: events ${fenced[3]}, outbox ${fenced[4]} left, ${fenced[5]}; rows ${fenced[6]}"

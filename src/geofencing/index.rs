@@ -9,25 +9,46 @@ use uuid::Uuid;
 
 use super::metric::margin_deg;
 use super::CompiledFence;
+use crate::domain::geofence::LonLatBox;
 use crate::domain::LatLon;
 
-/// One box of one fence. The entry carries the fence itself, so a query reaches the fence
-/// without a map lookup per candidate.
-#[derive(Debug, Clone)]
-struct Entry {
-    bbox: AABB<[f64; 2]>,
-    fence: Arc<CompiledFence>,
+/// What the index holds: anything with an id, boxes and an exact containment test. The
+/// node's set indexes its full entries (shape, settings, row), so a query hands judging and
+/// the API the entry itself: no map lookup and no reference count touched per candidate.
+pub trait Indexed {
+    fn id(&self) -> Uuid;
+    fn bounds(&self) -> &[LonLatBox];
+    fn contains(&self, p: LatLon) -> bool;
 }
 
-/// The same box of the same fence: how `RTree::remove` finds an entry once the envelope has
+impl Indexed for CompiledFence {
+    fn id(&self) -> Uuid {
+        CompiledFence::id(self)
+    }
+    fn bounds(&self) -> &[LonLatBox] {
+        CompiledFence::bounds(self)
+    }
+    fn contains(&self, p: LatLon) -> bool {
+        CompiledFence::contains(self, p)
+    }
+}
+
+/// One box of one fence. The slot carries the fence itself, so a query reaches the fence
+/// without a map lookup per candidate.
+struct Slot<T> {
+    bbox: AABB<[f64; 2]>,
+    fence: Arc<T>,
+}
+
+/// The same box of the same fence: how `RTree::remove` finds a slot once the envelope has
 /// led it there.
-impl PartialEq for Entry {
+impl<T: Indexed> PartialEq for Slot<T> {
     fn eq(&self, other: &Self) -> bool {
         self.fence.id() == other.fence.id() && self.bbox == other.bbox
     }
 }
 
-impl RTreeObject for Entry {
+impl<T> RTreeObject for Slot<T> {
     type Envelope = AABB<[f64; 2]>;
 
     fn envelope(&self) -> Self::Envelope {
@@ -35,8 +56,8 @@ impl RTreeObject for Entry {
     }
 }
 
-fn entries(fence: &Arc<CompiledFence>) -> impl Iterator<Item = Entry> + '_ {
-    fence.bounds().iter().map(|b| Entry {
+fn slots<T: Indexed>(fence: &Arc<T>) -> impl Iterator<Item = Slot<T>> + '_ {
+    fence.bounds().iter().map(|b| Slot {
         bbox: AABB::from_corners([b.west, b.south], [b.east, b.north]),
         fence: Arc::clone(fence),
     })
@@ -47,10 +68,18 @@ fn entries(fence: &Arc<CompiledFence>) -> impl Iterator<Item = Entry> + '_ {
 /// Plain data, `Send + Sync`: one writer edits it (or builds a new one and swaps it in) while
 /// readers share it behind a lock or a swap. Editing one fence is a few tree operations
 /// (O(log n)); a full reload is a bulk load.
-#[derive(Debug, Default)]
-pub struct FenceIndex {
-    tree: RTree<Entry>,
-    by_id: HashMap<Uuid, Arc<CompiledFence>>,
+pub struct FenceIndex<T = CompiledFence> {
+    tree: RTree<Slot<T>>,
+    by_id: HashMap<Uuid, Arc<T>>,
+}
+
+impl<T> Default for FenceIndex<T> {
+    fn default() -> Self {
+        Self {
+            tree: RTree::new(),
+            by_id: HashMap::new(),
+        }
+    }
 }
 
 /// Readers on many tasks, one writer: the index must cross threads and be shared by reference.
@@ -59,22 +88,21 @@ const _: () = {
     shareable::<FenceIndex>();
 };
 
-impl FenceIndex {
+impl<T: Indexed> FenceIndex<T> {
     /// Bulk-loads the tree (packed, faster to build and to query than one insert at a time).
     /// A repeated id keeps its last fence.
-    pub fn from_fences(fences: impl IntoIterator<Item = Arc<CompiledFence>>) -> Self {
-        let by_id: HashMap<Uuid, Arc<CompiledFence>> =
-            fences.into_iter().map(|f| (f.id(), f)).collect();
-        let tree = RTree::bulk_load(by_id.values().flat_map(entries).collect());
+    pub fn from_fences(fences: impl IntoIterator<Item = Arc<T>>) -> Self {
+        let by_id: HashMap<Uuid, Arc<T>> = fences.into_iter().map(|f| (f.id(), f)).collect();
+        let tree = RTree::bulk_load(by_id.values().flat_map(slots).collect());
         FenceIndex { tree, by_id }
     }
 
     /// Adds a fence, replacing any fence with its id.
-    pub fn insert(&mut self, fence: Arc<CompiledFence>) {
-        // The old entries go before the new ones arrive: an unchanged box would otherwise
-        // match (same id, same box) and the new entry could be the one removed.
+    pub fn insert(&mut self, fence: Arc<T>) {
+        // The old slots go before the new ones arrive: an unchanged box would otherwise
+        // match (same id, same box) and the new slot could be the one removed.
         self.remove(fence.id());
-        for e in entries(&fence) {
+        for e in slots(&fence) {
             self.tree.insert(e);
         }
         self.by_id.insert(fence.id(), fence);
@@ -85,14 +113,19 @@ impl FenceIndex {
         let Some(old) = self.by_id.remove(&id) else {
             return false;
         };
-        for e in entries(&old) {
+        for e in slots(&old) {
             self.tree.remove(&e);
         }
         true
     }
 
-    pub fn get(&self, id: Uuid) -> Option<&Arc<CompiledFence>> {
+    pub fn get(&self, id: Uuid) -> Option<&Arc<T>> {
         self.by_id.get(&id)
+    }
+
+    /// Every fence, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.by_id.values()
     }
 
     /// How many fences (not boxes).
@@ -104,36 +137,34 @@ impl FenceIndex {
         self.by_id.is_empty()
     }
 
-    /// Ids of the fences containing `p` (boundary included, as PostGIS answers), sorted, each
+    /// The fences containing `p` (boundary included, as PostGIS answers), sorted by id, each
     /// once.
-    pub fn containing(&self, p: LatLon) -> Vec<Uuid> {
+    pub fn containing(&self, p: LatLon) -> Vec<&T> {
         let at = AABB::from_point([p.lon(), p.lat()]);
-        let mut hits: Vec<&Arc<CompiledFence>> = self
+        let mut hits: Vec<&T> = self
             .tree
             .locate_in_envelope_intersecting(&at)
-            .map(|e| &e.fence)
+            .map(|e| &*e.fence)
             .collect();
         hits.sort_unstable_by_key(|f| f.id());
         hits.dedup_by_key(|f| f.id());
         hits.retain(|f| f.contains(p));
-        hits.into_iter().map(|f| f.id()).collect()
+        hits
     }
 
-    /// Replaces `out` with the fences whose boxes, grown by `margin_m` metres, hold `p`
-    /// (sorted by id, each once): every fence `p` is inside of or within `margin_m` of, and
-    /// some more. The growth is converted to degrees conservatively, spans every longitude
-    /// near a pole, and wraps at ±180°.
-    pub fn near(&self, p: LatLon, margin_m: f64, out: &mut Vec<Arc<CompiledFence>>) {
-        out.clear();
+    /// Adds to `out` the fences whose boxes, grown by `margin_m` metres, hold `p`, then leaves
+    /// `out` sorted by id with each fence once: every fence `p` is inside of or within
+    /// `margin_m` of, and some more. The growth is converted to degrees conservatively, spans
+    /// every longitude near a pole, and wraps at ±180°.
+    pub fn near<'a>(&'a self, p: LatLon, margin_m: f64, out: &mut Vec<&'a T>) {
         let b = [p.lon(), p.lat(), p.lon(), p.lat()];
         self.collect_around(b, margin_m, out);
     }
 
-    /// Replaces `out` with the fences whose boxes meet the box of the hop `a → b` grown by
-    /// `margin_m` metres (sorted by id, each once). Nothing when the hop spans more than 180° of
-    /// longitude.
-    pub fn along(&self, a: LatLon, b: LatLon, margin_m: f64, out: &mut Vec<Arc<CompiledFence>>) {
-        out.clear();
+    /// Adds to `out` the fences whose boxes meet the box of the hop `a → b` grown by
+    /// `margin_m` metres, then leaves `out` sorted by id with each fence once. Adds nothing
+    /// when the hop spans more than 180° of longitude.
+    pub fn along<'a>(&'a self, a: LatLon, b: LatLon, margin_m: f64, out: &mut Vec<&'a T>) {
         if (a.lon() - b.lon()).abs() > 180.0 {
             return;
         }
@@ -144,7 +175,7 @@ impl FenceIndex {
 
     /// Fences meeting `[west, south, east, north]` grown by `margin_m`: one query box, or two
     /// when the growth runs past ±180°.
-    fn collect_around(&self, b: [f64; 4], margin_m: f64, out: &mut Vec<Arc<CompiledFence>>) {
+    fn collect_around<'a>(&'a self, b: [f64; 4], margin_m: f64, out: &mut Vec<&'a T>) {
         let (dlon, dlat) = margin_deg(margin_m, b[1], b[3]);
         let (south, north) = ((b[1] - dlat).max(-90.0), (b[3] + dlat).min(90.0));
         let (west, east) = match dlon {
@@ -156,7 +187,7 @@ impl FenceIndex {
             out.extend(
                 self.tree
                     .locate_in_envelope_intersecting(&q)
-                    .map(|e| Arc::clone(&e.fence)),
+                    .map(|e| &*e.fence),
             );
         };
         add(west.max(-180.0), east.min(180.0));

@@ -26,4 +26,4 @@ mod tests;
 
 pub use compiled::CompiledFence;
 pub use index::FenceIndex;
-pub use shared::{Entry, Geofences, Set};
+pub use shared::{Entry, Fenced, Geofences, Set};

@@ -8,7 +8,6 @@
 //! first full load the set is `loaded == false`, and ingest waits rather than judge points
 //! against no fences (which would miss their events for good).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::index::Indexed;
 use super::{CompiledFence, FenceIndex};
 use crate::domain::geofence::judge::{Fences, Judged};
 use crate::domain::geofence::{EventSettings, LonLatBox};
@@ -28,42 +28,28 @@ use crate::store::geofences::{Geofence, Loaded};
 /// harm next to stalling ingest.
 pub const MAX_STALENESS: Duration = Duration::from_secs(5);
 
-/// One fence: what judging, `contains` and the API need of it. One `Arc`, so handing a
-/// candidate to judging is one counter increment, not a copy.
-#[derive(Clone)]
-pub struct Entry(Arc<Fenced>);
+/// One fence: what judging, `contains` and the API need of it. The index holds it by `Arc`
+/// and queries hand out references, so a candidate costs judging nothing to take.
+pub type Entry = Arc<Fenced>;
 
 pub struct Fenced {
-    pub fence: Arc<CompiledFence>,
+    pub fence: CompiledFence,
     pub row: Geofence,
     pub settings: EventSettings,
     extent_m: f64,
 }
 
-impl std::ops::Deref for Entry {
-    type Target = Fenced;
-
-    fn deref(&self) -> &Fenced {
-        &self.0
-    }
-}
-
-impl Entry {
-    pub fn new(loaded: Loaded) -> Self {
-        let fence = Arc::new(CompiledFence::new(loaded.row.id, loaded.fence.shape()));
+impl Fenced {
+    pub fn new(loaded: Loaded) -> Entry {
+        let fence = CompiledFence::new(loaded.row.id, loaded.fence.shape());
         let extent_m = extent_m(fence.bounds());
-        Self(Arc::new(Fenced {
+        Arc::new(Fenced {
             settings: *loaded.fence.settings(),
             row: loaded.row,
             fence,
             extent_m,
-        }))
+        })
     }
-}
-
-thread_local! {
-    /// The index's answer before it becomes entries: reused, so a point costs no allocation.
-    static FOUND: std::cell::RefCell<Vec<Arc<CompiledFence>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The smaller side, in metres, of the fence's smallest box: a fence's size for "too small to
@@ -80,7 +66,19 @@ fn extent_m(bounds: &[LonLatBox]) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-impl Judged for Entry {
+impl Indexed for Fenced {
+    fn id(&self) -> Uuid {
+        self.fence.id()
+    }
+    fn bounds(&self) -> &[LonLatBox] {
+        self.fence.bounds()
+    }
+    fn contains(&self, p: LatLon) -> bool {
+        self.fence.contains(p)
+    }
+}
+
+impl Judged for Fenced {
     fn id(&self) -> Uuid {
         self.fence.id()
     }
@@ -103,8 +101,7 @@ impl Judged for Entry {
 
 #[derive(Default)]
 pub struct Set {
-    index: FenceIndex,
-    entries: HashMap<Uuid, Entry>,
+    index: FenceIndex<Fenced>,
     max_hysteresis_m: f64,
     min_cross_m: f64,
 }
@@ -112,69 +109,49 @@ pub struct Set {
 impl Set {
     fn settle(&mut self) {
         self.max_hysteresis_m = self
-            .entries
-            .values()
+            .index
+            .iter()
             .map(|e| e.settings.hysteresis_m)
             .fold(0.0, f64::max);
         self.min_cross_m = self
-            .entries
-            .values()
+            .index
+            .iter()
             .map(|e| e.settings.hysteresis_m.min(e.extent_m / 2.0).max(0.0))
             .fold(f64::INFINITY, f64::min);
-        observability::geofences_loaded(self.entries.len());
+        observability::geofences_loaded(self.index.len());
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
 
     pub fn get(&self, id: Uuid) -> Option<&Entry> {
-        self.entries.get(&id)
+        self.index.get(id)
     }
 
     /// The fences holding `p` (boundary included), by id.
-    pub fn containing(&self, p: LatLon) -> Vec<&Entry> {
-        self.index
-            .containing(p)
-            .into_iter()
-            .filter_map(|id| self.entries.get(&id))
-            .collect()
-    }
-
-    fn entries_of(&self, found: &[Arc<CompiledFence>], out: &mut Vec<Entry>) {
-        for f in found {
-            if let Some(e) = self.entries.get(&f.id()) {
-                out.push(e.clone());
-            }
-        }
+    pub fn containing(&self, p: LatLon) -> Vec<&Fenced> {
+        self.index.containing(p)
     }
 }
 
 impl Fences for Set {
-    type Fence = Entry;
+    type Fence = Fenced;
 
-    fn near(&self, p: LatLon, margin_m: f64, out: &mut Vec<Entry>) {
-        FOUND.with_borrow_mut(|found| {
-            self.index.near(p, margin_m, found);
-            self.entries_of(found, out);
-            found.clear();
-        })
+    fn near<'s>(&'s self, p: LatLon, margin_m: f64, out: &mut Vec<&'s Fenced>) {
+        self.index.near(p, margin_m, out);
     }
 
-    fn along(&self, a: LatLon, b: LatLon, out: &mut Vec<Entry>) {
-        FOUND.with_borrow_mut(|found| {
-            self.index.along(a, b, 0.0, found);
-            self.entries_of(found, out);
-            found.clear();
-        })
+    fn along<'s>(&'s self, a: LatLon, b: LatLon, out: &mut Vec<&'s Fenced>) {
+        self.index.along(a, b, 0.0, out);
     }
 
-    fn get(&self, id: Uuid) -> Option<Entry> {
-        self.entries.get(&id).cloned()
+    fn get(&self, id: Uuid) -> Option<&Fenced> {
+        self.index.get(id).map(|e| &**e)
     }
 
     fn max_hysteresis_m(&self) -> f64 {
@@ -229,17 +206,9 @@ impl Geofences {
 
     /// A full load: replaces everything.
     pub fn replace_all(&self, loaded: Vec<Loaded>) {
-        let entries: HashMap<Uuid, Entry> = loaded
-            .into_iter()
-            .map(|l| {
-                let e = Entry::new(l);
-                (e.fence.id(), e)
-            })
-            .collect();
-        let index = FenceIndex::from_fences(entries.values().map(|e| e.fence.clone()));
+        let index = FenceIndex::from_fences(loaded.into_iter().map(Fenced::new));
         let mut set = Set {
             index,
-            entries,
             max_hysteresis_m: 0.0,
             min_cross_m: 0.0,
         };
@@ -251,16 +220,12 @@ impl Geofences {
 
     /// One fence as committed (a create or replace), or its absence (a delete).
     pub fn apply(&self, id: Uuid, loaded: Option<Loaded>) {
-        let entry = loaded.map(Entry::new);
+        let entry = loaded.map(Fenced::new);
         let mut set = self.write();
         match entry {
-            Some(e) => {
-                set.index.insert(e.fence.clone());
-                set.entries.insert(id, e);
-            }
+            Some(e) => set.index.insert(e),
             None => {
                 set.index.remove(id);
-                set.entries.remove(&id);
             }
         }
         set.settle();

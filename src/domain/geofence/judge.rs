@@ -78,15 +78,15 @@ pub trait Judged {
     fn extent_m(&self) -> f64;
 }
 
-/// Where judging finds fences.
+/// Where judging finds fences. Queries hand out references into the set, which judging
+/// holds (read-locked) for a whole batch.
 pub trait Fences {
-    /// Cheap to clone (an `Arc`).
-    type Fence: Judged + Clone;
-    /// Fences within `margin_m` of `p` (by their bounds), appended to `out`.
-    fn near(&self, p: LatLon, margin_m: f64, out: &mut Vec<Self::Fence>);
-    /// Fences whose bounds meet the step a→b, appended to `out`.
-    fn along(&self, a: LatLon, b: LatLon, out: &mut Vec<Self::Fence>);
-    fn get(&self, id: Uuid) -> Option<Self::Fence>;
+    type Fence: Judged;
+    /// Adds to `out` the fences within `margin_m` of `p` (by their bounds).
+    fn near<'s>(&'s self, p: LatLon, margin_m: f64, out: &mut Vec<&'s Self::Fence>);
+    /// Adds to `out` the fences whose bounds meet the step a→b.
+    fn along<'s>(&'s self, a: LatLon, b: LatLon, out: &mut Vec<&'s Self::Fence>);
+    fn get(&self, id: Uuid) -> Option<&Self::Fence>;
     /// The largest hysteresis any fence asks for: how far from a fence a point still matters.
     fn max_hysteresis_m(&self) -> f64;
     /// The least length of a step any fence could count as a cross (see `crossed`): shorter
@@ -125,8 +125,7 @@ pub fn judge<S: Fences>(
     let mut current = states.clone();
     let mut out = Judgement::default();
     let mut last = prev;
-    let mut candidates = Vec::new();
-    let mut ids: Vec<Uuid> = Vec::new();
+    let mut candidates: Vec<&S::Fence> = Vec::new();
     let margin = fences.max_hysteresis_m();
     for &(p, accuracy) in points.iter() {
         if last.is_some_and(|l| p.ts <= l.ts) {
@@ -139,22 +138,20 @@ pub fn judge<S: Fences>(
                 fences.along(l.pos, p.pos, &mut candidates);
             }
         }
-        ids.clear();
-        ids.extend(candidates.iter().map(Judged::id));
-        ids.extend(current.keys().copied());
-        ids.sort_unstable();
-        ids.dedup();
+        // A fence the vehicle has a state with but is no longer near is judged too (that is
+        // how it leaves). One this node does not know (deleted: the delete took its states
+        // with it; or created a moment ago and not heard of yet) is left as it stands.
+        let near = candidates.len();
+        for id in current.keys() {
+            if !candidates[..near].iter().any(|f| f.id() == *id) {
+                candidates.extend(fences.get(*id));
+            }
+        }
+        candidates.sort_unstable_by_key(|f| f.id());
+        candidates.dedup_by_key(|f| f.id());
         let mut used = false;
-        for &id in &ids {
-            let found = match candidates.iter().find(|f| f.id() == id) {
-                Some(f) => Some(f.clone()),
-                None => fences.get(id),
-            };
-            // A fence this node does not know (deleted: the delete took its states with it;
-            // or created a moment ago and not heard of yet) is left as it stands.
-            let Some(fence) = found else {
-                continue;
-            };
+        for &fence in &candidates {
+            let id = fence.id();
             let settings = *fence.settings();
             if accuracy.is_some_and(|a| a > settings.max_accuracy_m) {
                 continue;
@@ -164,7 +161,7 @@ pub fn judge<S: Fences>(
                 .get(&id)
                 .copied()
                 .unwrap_or_else(FenceState::outside);
-            let after = step(&fence, &settings, before, last, p, &mut out.events);
+            let after = step(fence, &settings, before, last, p, &mut out.events);
             if after != before {
                 out.changed
                     .insert(id, (!after.is_resting()).then_some(after));
@@ -176,7 +173,7 @@ pub fn judge<S: Fences>(
             }
         }
         // A point too vague for every fence it came near is not a place to judge steps from.
-        if used || candidates.is_empty() {
+        if used || near == 0 {
             last = Some(p);
         }
     }

@@ -80,24 +80,18 @@ struct World(Vec<Square>);
 
 impl Fences for World {
     type Fence = Square;
-    fn near(&self, p: LatLon, margin_m: f64, out: &mut Vec<Square>) {
+    fn near<'s>(&'s self, p: LatLon, margin_m: f64, out: &mut Vec<&'s Square>) {
         out.extend(
             self.0
                 .iter()
-                .filter(|f| f.signed_distance_m(p, 0.0) >= -margin_m)
-                .cloned(),
+                .filter(|f| f.signed_distance_m(p, 0.0) >= -margin_m),
         );
     }
-    fn along(&self, a: LatLon, b: LatLon, out: &mut Vec<Square>) {
-        out.extend(
-            self.0
-                .iter()
-                .filter(|f| f.chord_inside_m(a, b) > 0.0)
-                .cloned(),
-        );
+    fn along<'s>(&'s self, a: LatLon, b: LatLon, out: &mut Vec<&'s Square>) {
+        out.extend(self.0.iter().filter(|f| f.chord_inside_m(a, b) > 0.0));
     }
-    fn get(&self, id: Uuid) -> Option<Square> {
-        self.0.iter().find(|f| f.id == id).cloned()
+    fn get(&self, id: Uuid) -> Option<&Square> {
+        self.0.iter().find(|f| f.id == id)
     }
     fn min_cross_m(&self) -> f64 {
         0.0

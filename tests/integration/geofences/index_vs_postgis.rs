@@ -221,7 +221,11 @@ async fn the_fence_index_holds_exactly_the_points_postgis_says_each_fence_holds(
     let mut mismatches = Vec::new();
     let mut hits = 0;
     for (p, want) in points.iter().zip(&expected) {
-        let got = index.containing(LatLon::new(p[1], p[0]).unwrap());
+        let got: Vec<Uuid> = index
+            .containing(LatLon::new(p[1], p[0]).unwrap())
+            .iter()
+            .map(|f| f.id())
+            .collect();
         if got.iter().copied().collect::<BTreeSet<_>>() != *want {
             mismatches.push(format!("{p:?}: index {got:?}, PostGIS {want:?}"));
         }
