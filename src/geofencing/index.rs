@@ -175,7 +175,7 @@ impl<T: Indexed> FenceIndex<T> {
 
     /// Fences meeting `[west, south, east, north]` grown by `margin_m`: one query box, or two
     /// when the growth runs past ±180°.
-    fn collect_around<'a>(&'a self, b: [f64; 4], margin_m: f64, out: &mut Vec<&'a T>) {
+    pub(super) fn collect_around<'a>(&'a self, b: [f64; 4], margin_m: f64, out: &mut Vec<&'a T>) {
         let (dlon, dlat) = margin_deg(margin_m, b[1], b[3]);
         let (south, north) = ((b[1] - dlat).max(-90.0), (b[3] + dlat).min(90.0));
         let (west, east) = match dlon {

@@ -20,10 +20,12 @@ mod edges;
 pub mod feed;
 mod index;
 mod metric;
+mod pooled;
 mod shared;
 #[cfg(test)]
 mod tests;
 
 pub use compiled::CompiledFence;
 pub use index::FenceIndex;
+pub use pooled::Pooled;
 pub use shared::{Entry, Fenced, Geofences, Set};

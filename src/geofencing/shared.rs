@@ -101,7 +101,7 @@ impl Judged for Fenced {
 
 #[derive(Default)]
 pub struct Set {
-    index: FenceIndex<Fenced>,
+    pub(super) index: FenceIndex<Fenced>,
     max_hysteresis_m: f64,
     min_cross_m: f64,
 }

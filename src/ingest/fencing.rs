@@ -55,7 +55,12 @@ pub fn judge(fences: &Geofences, prior: &Prior, points: &FencePoints) -> Decided
             continue;
         };
         let states = prior.states.get(vehicle).unwrap_or(&none);
-        let j = judge::judge(&*set, last, states, &mut fixes.clone());
+        let around = set.pooled(
+            last.iter()
+                .chain(fixes.iter().map(|(f, _)| f))
+                .map(|f| f.pos),
+        );
+        let j = judge::judge(&around, last, states, &mut fixes.clone());
         decided
             .changed
             .extend(j.changed.into_iter().map(|(f, s)| (*vehicle, f, s)));

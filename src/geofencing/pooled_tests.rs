@@ -1,0 +1,111 @@
+//! The pool answers exactly what the tree answers, whether it covers a query or falls back.
+
+use chrono::Utc;
+use serde_json::json;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::domain::geofence::judge::{Fences, Judged};
+use crate::domain::geofence::{EventSettings, Fence};
+use crate::domain::LatLon;
+use crate::geofencing::{Fenced, Geofences};
+use crate::store::geofences::{Geofence, Loaded};
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn loaded(i: u128, ring: Vec<[f64; 2]>) -> Loaded {
+    let body = json!({"type": "Feature", "properties": {"name": format!("f{i}")},
+        "geometry": {"type": "Polygon", "coordinates": [ring]}});
+    Loaded {
+        row: Geofence {
+            id: Uuid::from_u128(i),
+            name: format!("f{i}"),
+            kind: "polygon".into(),
+            geometry: RawValue::from_string("{}".into()).unwrap(),
+            center: None,
+            radius_m: None,
+            settings: EventSettings::default(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        },
+        fence: Fence::from_json(body).expect("a valid fence"),
+    }
+}
+
+/// Squares from 20 m to 2 km across, in a 0.2° box at 60° N.
+fn fences(rng: &mut Rng) -> Geofences {
+    let set = Geofences::default();
+    let all = (0..3000u128)
+        .map(|i| {
+            let (x, y) = (10.0 + 0.2 * rng.next(), 60.0 + 0.1 * rng.next());
+            let h = (0.0002 + 0.02 * rng.next().powi(3)) / 2.0;
+            let ring = vec![
+                [x - h, y - h / 2.0],
+                [x + h, y - h / 2.0],
+                [x + h, y + h / 2.0],
+                [x - h, y + h / 2.0],
+                [x - h, y - h / 2.0],
+            ];
+            loaded(i, ring)
+        })
+        .collect();
+    set.replace_all(all);
+    set
+}
+
+fn ids(found: &[&Fenced]) -> Vec<Uuid> {
+    found.iter().map(|f| Judged::id(*f)).collect()
+}
+
+#[test]
+fn pooled_queries_answer_what_the_tree_answers() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let fences = fences(&mut rng);
+    let set = fences.read();
+    let margin = set.max_hysteresis_m();
+    let (mut covered, mut hits) = (0, 0);
+    for trip in 0..2000 {
+        // Steps from 1 m to ~10 km: tight groups are pooled, wide ones fall back to the tree.
+        let step = 0.00001 * 10f64.powf(4.0 * rng.next());
+        let (mut x, mut y) = (10.0 + 0.2 * rng.next(), 60.0 + 0.1 * rng.next());
+        let fixes: Vec<LatLon> = (0..10)
+            .map(|_| {
+                x += step * (rng.next() - 0.5);
+                y += step * (rng.next() - 0.5);
+                LatLon::new(y, x).unwrap()
+            })
+            .collect();
+        let pooled = set.pooled(fixes.iter().copied());
+        covered += usize::from(pooled.cover.is_some());
+        for (k, p) in fixes.iter().enumerate() {
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            set.near(*p, margin, &mut want);
+            pooled.near(*p, margin, &mut got);
+            assert_eq!(ids(&got), ids(&want), "trip {trip}, fix {k}: near");
+            hits += want.len();
+            if k > 0 {
+                set.along(fixes[k - 1], *p, &mut want);
+                pooled.along(fixes[k - 1], *p, &mut got);
+                assert_eq!(ids(&got), ids(&want), "trip {trip}, fix {k}: near + along");
+            }
+        }
+    }
+    assert!(
+        covered > 500 && covered < 2000,
+        "{covered} of 2000 trips pooled"
+    );
+    assert!(
+        hits > 1000,
+        "{hits} fences near the fixes: the test must meet fences"
+    );
+}
