@@ -120,6 +120,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_failed_idx ON webhook_deliveries (webhook_id, event_id) WHERE status = 'failed';
+-- Retention keeps an event while a delivery of it is pending.
+CREATE INDEX webhook_deliveries_pending_event_idx ON webhook_deliveries (event_id) WHERE status = 'pending';
 
 -- Nodes with clients streaming positions (`/v1/stream?positions=true`) hold a lease here,
 -- renewed every second. While any lease is live, every node's ingest writers announce every

@@ -302,7 +302,8 @@ async fn maintenance_loop(partitions: Arc<Partitions>, settings: Settings, shutd
 }
 
 /// Creates telemetry partitions from yesterday to `partitions_ahead_days` ahead and drops those
-/// past retention; keeps the audit trail's coming months ready.
+/// past retention; prunes hourly rollups, geofence events and webhook deliveries past theirs;
+/// keeps the audit trail's coming months ready.
 async fn maintain(
     client: &mut tokio_postgres::Client,
     partitions: &Partitions,
@@ -327,6 +328,11 @@ async fn maintain(
     let pruned = store::rollups::prune_hourly(client, hourly_before).await?;
     observability::hourly_pruned(pruned);
     store::geofence_state::drop_orphans(client).await?;
+    let events_before = now
+        .plus_secs(-settings.retention.events_days * 86_400)
+        .to_datetime();
+    let (events, deliveries) = store::geofence_events::prune(client, events_before).await?;
+    observability::events_pruned(events, deliveries);
     store::audit::ensure_partitions(client).await?;
     Ok(())
 }

@@ -114,6 +114,9 @@ pub struct RetentionSettings {
     pub raw_days: i64,
     /// Hourly rollups older than this are deleted; daily rollups are kept forever.
     pub hourly_days: i64,
+    /// Geofence events (by their `ts`) and finished webhook deliveries older than this are
+    /// deleted; an event still to publish or with a delivery pending stays.
+    pub events_days: i64,
     pub partitions_ahead_days: i64,
     pub maintenance_interval: Duration,
 }
@@ -157,6 +160,7 @@ impl Settings {
             retention: RetentionSettings {
                 raw_days: env.parse("MERIDIAN_RETENTION_RAW_DAYS", "30")?,
                 hourly_days: env.parse("MERIDIAN_RETENTION_HOURLY_DAYS", "365")?,
+                events_days: env.parse("MERIDIAN_RETENTION_EVENTS_DAYS", "365")?,
                 partitions_ahead_days: env.parse("MERIDIAN_PARTITIONS_AHEAD_DAYS", "3")?,
                 maintenance_interval: Duration::from_secs(
                     env.parse("MERIDIAN_MAINTENANCE_INTERVAL_S", "3600")?,
@@ -251,6 +255,9 @@ impl Settings {
         }
         if self.retention.raw_days < 1 {
             return invalid("MERIDIAN_RETENTION_RAW_DAYS", "must be at least 1");
+        }
+        if self.retention.events_days < 1 {
+            return invalid("MERIDIAN_RETENTION_EVENTS_DAYS", "must be at least 1");
         }
         // A day's raw points leave only once its hours are rolled up; hourly rows must outlive
         // them, or a 1h track would find neither.
@@ -357,6 +364,8 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!((s.mqtt.host.as_str(), s.mqtt.port), ("127.0.0.1", 1884));
         assert_eq!(s.retention.raw_days, 30);
+        assert_eq!(s.retention.events_days, 365);
+        assert!(settings(&[("MERIDIAN_RETENTION_EVENTS_DAYS", "0")]).is_err());
     }
 
     #[test]

@@ -47,6 +47,16 @@ pub fn geofence_judged(events: u64, spent: Duration) {
     histogram!(GEOFENCE_JUDGE_DURATION).record(spent.as_secs_f64());
 }
 
+pub fn events_pruned(events: u64, deliveries: u64) {
+    if events + deliveries > 0 {
+        tracing::info!(
+            events,
+            deliveries,
+            "deleted geofence events and webhook deliveries past their retention"
+        );
+    }
+}
+
 pub fn geofences_loaded(n: usize) {
     gauge!(GEOFENCES_LOADED).set(n as f64);
 }

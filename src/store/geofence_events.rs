@@ -1,4 +1,5 @@
-//! Reading geofence events: by filter for `/v1/geofence-events`, by id for delivery.
+//! Reading geofence events: by filter for `/v1/geofence-events`, by id for delivery; and
+//! deleting those past retention.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Row};
@@ -69,4 +70,53 @@ pub async fn list(
 pub async fn by_ids(c: &impl GenericClient, ids: &[i64]) -> Result<Vec<GeofenceEvent>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM geofence_events WHERE id = ANY($1) ORDER BY id");
     Ok(c.query(&sql, &[&ids]).await?.iter().map(event).collect())
+}
+
+/// Rows deleted per statement: keeps each delete's locks and WAL short next to ingest.
+const PRUNE_BATCH: i64 = 10_000;
+
+/// Deletes events whose `ts` is before `before`, except those still in the outbox or with a
+/// webhook delivery pending (they go once delivered or failed), and finished deliveries created
+/// before it. Returns (events, deliveries) deleted.
+pub async fn prune(
+    c: &impl GenericClient,
+    before: DateTime<Utc>,
+) -> Result<(u64, u64), StoreError> {
+    let events = in_batches(
+        c,
+        "DELETE FROM geofence_events WHERE (vehicle_id, id) IN (
+             SELECT e.vehicle_id, e.id FROM geofence_events e
+             WHERE e.ts < $1
+               AND NOT EXISTS (SELECT 1 FROM geofence_outbox o
+                               WHERE o.vehicle_id = e.vehicle_id AND o.event_id = e.id)
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                               WHERE d.event_id = e.id AND d.status = 'pending')
+             LIMIT $2)",
+        before,
+    )
+    .await?;
+    let deliveries = in_batches(
+        c,
+        "DELETE FROM webhook_deliveries WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM webhook_deliveries
+             WHERE created_at < $1 AND status <> 'pending' LIMIT $2))",
+        before,
+    )
+    .await?;
+    Ok((events, deliveries))
+}
+
+async fn in_batches(
+    c: &impl GenericClient,
+    sql: &str,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    loop {
+        let n = c.execute(sql, &[&before, &PRUNE_BATCH]).await?;
+        deleted += n;
+        if (n as i64) < PRUNE_BATCH {
+            return Ok(deleted);
+        }
+    }
 }

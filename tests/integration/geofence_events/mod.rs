@@ -3,12 +3,14 @@
 //! from the MQTT topic they are published on. Each file is one property the issue names:
 //! `basics` (enter, exit, dwell, the MQTT copy), `jitter` (an hour on an edge raises nothing),
 //! `order` (a step over a small fence; late and shuffled points), `nodes` (a fence changed on
-//! another node; a restart between two points; kill -9 between commit and delivery).
+//! another node; a restart between two points; kill -9 between commit and delivery),
+//! `retention` (what the maintenance round deletes).
 
 mod basics;
 mod jitter;
 mod nodes;
 mod order;
+mod retention;
 mod stream;
 
 use std::collections::HashMap;
