@@ -23,3 +23,5 @@ pub mod shutdown;
 pub mod store;
 pub mod stream;
 pub mod supervisor;
+#[cfg(test)]
+mod test_rng;

@@ -10,18 +10,7 @@ use crate::domain::geofence::{EventSettings, Fence};
 use crate::domain::LatLon;
 use crate::geofencing::{Fenced, Geofences};
 use crate::store::geofences::{Geofence, Loaded};
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::test_rng::Rng;
 
 fn loaded(i: u128, ring: Vec<[f64; 2]>) -> Loaded {
     let body = json!({"type": "Feature", "properties": {"name": format!("f{i}")},

@@ -2,6 +2,7 @@
 //! (boundaries included), Karney's geodesic for circles; distances and hops on shapes whose
 //! answer is known in metres; the index's edits and searches across 180° and near a pole.
 
+use crate::test_rng::Rng;
 use std::sync::Arc;
 
 use geo::{CoordinatePosition, Intersects};
@@ -15,17 +16,6 @@ use crate::domain::LatLon;
 use crate::live::geodesy::distance_m;
 
 type Ring = Vec<[f64; 2]>;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// The ids of the fences holding `p`.
 fn holding(index: &FenceIndex, p: LatLon) -> Vec<Uuid> {

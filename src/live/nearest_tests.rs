@@ -1,18 +1,8 @@
 use super::*;
+use crate::test_rng::Rng;
 
 const NOW: i64 = 1_800_000_000_000_000;
 const MINUTE: i64 = 60_000_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn candidate(i: u128, lat: f64, lon: f64) -> Candidate {
     let fix = Fix {
