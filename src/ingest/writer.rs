@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Mutex};
-use tokio_postgres::Client;
 
 use super::ack::{AckToken, Acker};
 use super::decode::Reject;
@@ -30,6 +29,7 @@ use crate::store::dead_letters::DeadLetter;
 use crate::store::geofence_state::{Decided, Prior};
 use crate::store::live::Watched;
 use crate::store::partitions::Partitions;
+use crate::store::prepared::Session;
 use crate::store::telemetry::{self, PreparedBatch, Written};
 use crate::store::{self, rollups, StoreError};
 
@@ -58,7 +58,7 @@ pub struct Writer {
 /// One writer task's own state: its connection, and which writer it is (for readiness).
 struct Lane {
     id: usize,
-    conn: Option<Client>,
+    conn: Option<Session>,
 }
 
 /// What a refusal of the rows themselves (SQLSTATE class 22/23) means for a write.
@@ -149,13 +149,15 @@ impl Writer {
 
     async fn attempt(
         &self,
-        conn: &mut Option<Client>,
+        conn: &mut Option<Session>,
         batch: &[Message],
     ) -> Result<Written, StoreError> {
-        if conn.as_ref().is_none_or(Client::is_closed) {
-            *conn = Some(store::connect_as(&self.database_url, rollups::WRITER_APPLICATION).await?);
+        if conn.as_ref().is_none_or(Session::is_closed) {
+            let client = store::connect_as(&self.database_url, rollups::WRITER_APPLICATION).await?;
+            *conn = Some(Session::new(client));
         }
-        let client = conn.as_mut().expect("connected above");
+        let session = conn.as_mut().expect("connected above");
+        let client = &mut session.client;
         let ids: Vec<&str> = batch
             .iter()
             .map(|m| m.decoded.external_id.as_deref().unwrap_or(""))
@@ -175,7 +177,7 @@ impl Writer {
             .as_ref()
             .map(|j| j as &(dyn Fn(&Prior) -> Decided + Send + Sync));
         let written =
-            tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(client, &prepared, judge))
+            tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(session, &prepared, judge))
                 .await
                 .map_err(|_| StoreError::Timeout(WRITE_TIMEOUT))??;
         observe_commit(batch, &vehicles, &prepared);

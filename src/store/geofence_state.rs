@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::prepared::Prepared;
 use super::StoreError;
 use crate::domain::geofence::judge::{FenceState, Fix, Raised};
 use crate::domain::{LatLon, Timestamp};
@@ -55,15 +56,11 @@ pub type Judge<'a> = &'a (dyn Fn(&Prior) -> Decided + Send + Sync);
 /// transaction (pipelined), so it runs once the vehicles' rows are locked.
 pub async fn read(
     tx: &Transaction<'_>,
+    prepared: &Prepared,
     vehicles: &[Uuid],
 ) -> Result<HashMap<Uuid, HashMap<Uuid, FenceState>>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat \
-             FROM geofence_state WHERE vehicle_id = ANY($1)",
-            &[&vehicles],
-        )
-        .await?;
+    let statement = prepared.get(tx, READ).await?;
+    let rows = tx.query(&statement, &[&vehicles]).await?;
     let mut states: HashMap<Uuid, HashMap<Uuid, FenceState>> = HashMap::new();
     for r in rows {
         let streak_ts: Option<DateTime<Utc>> = r.get(6);
@@ -93,6 +90,16 @@ fn lat_lon(lat: Option<f64>, lon: Option<f64>) -> Option<LatLon> {
     LatLon::new(lat?, lon?).ok()
 }
 
+const READ: &str = "\
+SELECT vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat
+FROM geofence_state WHERE vehicle_id = ANY($1)";
+
+const DELETE: &str = "\
+DELETE FROM geofence_state s USING unnest($1::uuid[], $2::uuid[]) AS g(v, f)
+WHERE s.vehicle_id = g.v AND s.fence_id = g.f";
+
+const NOTIFY: &str = "SELECT pg_notify($1, '')";
+
 const UPSERT: &str = "\
 INSERT INTO geofence_state AS s (vehicle_id, fence_id, inside, since, dwelt, streak, streak_ts, streak_lon, streak_lat)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::timestamptz[], $5::bool[], $6::int4[],
@@ -110,17 +117,17 @@ WITH e AS (
 INSERT INTO geofence_outbox (vehicle_id, event_id) SELECT vehicle_id, id FROM e";
 
 /// Writes what judging decided; returns how many events it raised.
-pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, StoreError> {
+pub async fn write(
+    tx: &Transaction<'_>,
+    prepared: &Prepared,
+    decided: &Decided,
+) -> Result<u64, StoreError> {
     let (gone, kept): (Vec<&Change>, Vec<_>) = decided.changed.iter().partition(|c| c.2.is_none());
     if !gone.is_empty() {
         let v: Vec<Uuid> = gone.iter().map(|c| c.0).collect();
         let f: Vec<Uuid> = gone.iter().map(|c| c.1).collect();
-        tx.execute(
-            "DELETE FROM geofence_state s USING unnest($1::uuid[], $2::uuid[]) AS g(v, f) \
-             WHERE s.vehicle_id = g.v AND s.fence_id = g.f",
-            &[&v, &f],
-        )
-        .await?;
+        let statement = prepared.get(tx, DELETE).await?;
+        tx.execute(&statement, &[&v, &f]).await?;
     }
     if !kept.is_empty() {
         let n = kept.len();
@@ -149,8 +156,9 @@ pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, Store
             slon.push(s.streak_first.map(|p| p.pos.lon()));
             slat.push(s.streak_first.map(|p| p.pos.lat()));
         }
+        let statement = prepared.get(tx, UPSERT).await?;
         tx.execute(
-            UPSERT,
+            &statement,
             &[&v, &f, &inside, &since, &dwelt, &streak, &sts, &slon, &slat],
         )
         .await?;
@@ -179,11 +187,12 @@ pub async fn write(tx: &Transaction<'_>, decided: &Decided) -> Result<u64, Store
         lon.push(e.raised.at.pos.lon());
         lat.push(e.raised.at.pos.lat());
     }
-    tx.execute(EVENTS, &[&v, &f, &ext, &kind, &ts, &lon, &lat])
+    let statement = prepared.get(tx, EVENTS).await?;
+    tx.execute(&statement, &[&v, &f, &ext, &kind, &ts, &lon, &lat])
         .await?;
     // Heard at commit, and only if it commits.
-    tx.execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
-        .await?;
+    let statement = prepared.get(tx, NOTIFY).await?;
+    tx.execute(&statement, &[&EVENTS_CHANNEL]).await?;
     Ok(n as u64)
 }
 

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod partitions;
 pub mod positions;
 pub mod positions_read;
+pub mod prepared;
 pub mod queue;
 pub mod rollups;
 pub mod shifts;

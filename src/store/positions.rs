@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::prepared::Prepared;
 use super::{live, StoreError};
 use crate::domain::{LatLon, Point, Timestamp};
 
@@ -65,7 +66,9 @@ impl Latest {
 /// A position never moves back in time: an older point (late or redelivered) leaves it alone.
 /// The row it replaces becomes `prev_*` (in `SET`, `p.` is the row before the update), which
 /// judging reads back through `RETURNING`. Every conflicting row is locked, updated or not.
-const UPSERT: &str = "\
+macro_rules! upsert_sql {
+    () => {
+        "\
 INSERT INTO vehicle_positions AS p
     (vehicle_id, ts, location, speed_kmh, heading_deg, fuel_pct, accuracy_m, received_at)
 SELECT v, t, ST_SetSRID(ST_MakePoint(x, y), 4326), s, h, f, a, r
@@ -76,7 +79,18 @@ ON CONFLICT (vehicle_id) DO UPDATE SET
     heading_deg = EXCLUDED.heading_deg, fuel_pct = EXCLUDED.fuel_pct,
     accuracy_m = EXCLUDED.accuracy_m, received_at = EXCLUDED.received_at, updated_at = now(),
     prev_ts = p.ts, prev_lon = ST_X(p.location), prev_lat = ST_Y(p.location)
-WHERE p.ts < EXCLUDED.ts";
+WHERE p.ts < EXCLUDED.ts"
+    };
+}
+const UPSERT: &str = upsert_sql!();
+
+/// `UPSERT`, saying what each moved vehicle's row held before.
+const UPSERT_RETURNING_PREVIOUS: &str = concat!(
+    upsert_sql!(),
+    " RETURNING vehicle_id, prev_ts, prev_lon, prev_lat"
+);
+
+const NOTIFY: &str = "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n";
 
 /// What a vehicle's row held before this batch moved it: `None` for a vehicle new to the table.
 pub type Previous = Option<(Timestamp, LatLon)>;
@@ -86,6 +100,7 @@ pub type Previous = Option<(Timestamp, LatLon)>;
 /// point is newer than the whole batch are not moved and not listed).
 pub async fn upsert(
     tx: &Transaction<'_>,
+    prepared: &Prepared,
     latest: &Latest,
     notices: &[String],
     previous: bool,
@@ -119,8 +134,8 @@ pub async fn upsert(
         &ids, &ts, &lon, &lat, &speed, &heading, &fuel, &acc, &received,
     ];
     let moved = if previous {
-        let sql = format!("{UPSERT} RETURNING vehicle_id, prev_ts, prev_lon, prev_lat");
-        tx.query(sql.as_str(), &params)
+        let statement = prepared.get(tx, UPSERT_RETURNING_PREVIOUS).await?;
+        tx.query(&statement, &params)
             .await?
             .iter()
             .map(|r| {
@@ -134,16 +149,15 @@ pub async fn upsert(
             })
             .collect()
     } else {
-        tx.execute(UPSERT, &params).await?;
+        let statement = prepared.get(tx, UPSERT).await?;
+        tx.execute(&statement, &params).await?;
         Vec::new()
     };
     // Delivered to every node's live index at commit, and only if this transaction commits.
     if !notices.is_empty() {
-        tx.execute(
-            "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
-            &[&live::POSITIONS_CHANNEL, &notices],
-        )
-        .await?;
+        let statement = prepared.get(tx, NOTIFY).await?;
+        tx.execute(&statement, &[&live::POSITIONS_CHANNEL, &notices])
+            .await?;
     }
     Ok(moved)
 }

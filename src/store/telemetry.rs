@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Transaction;
 
 use super::copy::COLUMNS;
 use super::dead_letters::{self, DeadLetter};
 use super::geofence_state::{self, Judge, Prior};
 use super::positions::{self, Latest};
+use super::prepared::Session;
 use super::rollups;
 use super::StoreError;
 use crate::domain::geofence::judge::Fix;
@@ -54,25 +55,27 @@ enum Path {
 /// Writes the batch; with `judge`, also judges its points against the geofences (see
 /// `geofence_state`) in the same transaction, before the latest positions move.
 pub async fn write(
-    client: &mut Client,
+    session: &mut Session,
     batch: &PreparedBatch,
     judge: Option<Judge<'_>>,
 ) -> Result<Written, StoreError> {
-    match attempt(client, batch, Path::Copy, judge).await {
+    match attempt(session, batch, Path::Copy, judge).await {
         Err(e) if e.is_unique_violation() => {
             tracing::debug!("batch overlaps stored rows, retrying through staging");
-            attempt(client, batch, Path::Staging, judge).await
+            attempt(session, batch, Path::Staging, judge).await
         }
         other => other,
     }
 }
 
 async fn attempt(
-    client: &mut Client,
+    session: &mut Session,
     batch: &PreparedBatch,
     path: Path,
     judge: Option<Judge<'_>>,
 ) -> Result<Written, StoreError> {
+    let Session { client, prepared } = session;
+    let prepared = &*prepared;
     let tx = client.transaction().await?;
     let stored = match (&batch.copy, path) {
         (None, _) => 0,
@@ -98,7 +101,7 @@ async fn attempt(
     };
     let events = match judge {
         None => {
-            positions::upsert(&tx, &batch.latest, &batch.notices, false).await?;
+            positions::upsert(&tx, prepared, &batch.latest, &batch.notices, false).await?;
             0
         }
         Some(judge) => {
@@ -106,8 +109,8 @@ async fn attempt(
             // states are read behind it.
             let vehicles = batch.latest.vehicles();
             let (moved, states) = futures_util::future::try_join(
-                positions::upsert(&tx, &batch.latest, &batch.notices, true),
-                geofence_state::read(&tx, &vehicles),
+                positions::upsert(&tx, prepared, &batch.latest, &batch.notices, true),
+                geofence_state::read(&tx, prepared, &vehicles),
             )
             .await?;
             let prior = Prior {
@@ -117,7 +120,7 @@ async fn attempt(
                     .collect(),
                 states,
             };
-            geofence_state::write(&tx, &judge(&prior)).await?
+            geofence_state::write(&tx, prepared, &judge(&prior)).await?
         }
     };
     if !batch.maybe_late.is_empty() {
