@@ -29,6 +29,7 @@ use crate::domain::geofence::event::GeofenceEvent;
 use crate::domain::geofence::LonLatBox;
 use crate::domain::{LatLon, Role};
 use crate::live::PositionRow;
+use crate::store::prepared::Prepared;
 use crate::store::stream::{self as source, Cursor};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -220,7 +221,8 @@ async fn replay(
     let mut at = from;
     loop {
         let read = match s.pool.get().await {
-            Ok(c) => source::events_after(&**c, at, crate::stream::READ)
+            // A pooled connection: prepared for this read only (as a text query would be).
+            Ok(c) => source::events_after(&**c, &Prepared::default(), at, crate::stream::READ)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

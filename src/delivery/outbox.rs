@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tokio_postgres::Client;
 
 use super::mqtt::{Publisher, MAX_ROUND};
 use crate::config::MqttSettings;
 use crate::observability;
 use crate::shutdown::Shutdown;
+use crate::store::prepared::Session;
 use crate::store::{self, geofence_events, geofence_state, live, outbox, webhooks, StoreError};
 
 const POLL: Duration = Duration::from_secs(1);
@@ -33,8 +33,8 @@ const MAX_RETRY_DELAY_MS: i64 = 30_000;
 pub async fn run(url: String, mqtt: MqttSettings, fanned_out: Arc<Notify>, shutdown: Shutdown) {
     let wake = Arc::new(Notify::new());
     let mut publisher = Publisher::start(&mqtt);
-    let mut client: Option<Client> = None;
-    let mut listening: Option<(Client, tokio::task::JoinHandle<()>)> = None;
+    let mut session: Option<Session> = None;
+    let mut listening: Option<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> = None;
     loop {
         if listening
             .as_ref()
@@ -49,15 +49,15 @@ pub async fn run(url: String, mqtt: MqttSettings, fanned_out: Arc<Notify>, shutd
             .ok()
             .map(|(c, closed)| (c, tokio::spawn(closed)));
         }
-        if client.as_ref().is_none_or(Client::is_closed) {
-            client = store::connect(&url)
+        if session.as_ref().is_none_or(Session::is_closed) {
+            session = connect(&url)
                 .await
                 .map_err(|e| observability::outbox_failed(&e.to_string()))
                 .ok();
         }
-        if let Some(c) = client.as_mut() {
+        if let Some(s) = session.as_mut() {
             loop {
-                match round(c, &mut publisher, &fanned_out).await {
+                match round(s, &mut publisher, &fanned_out).await {
                     Ok(n) if n == MAX_ROUND && !shutdown.is_triggered() => continue,
                     Ok(_) => break,
                     Err(Failure::Store(e)) => {
@@ -82,6 +82,14 @@ pub async fn run(url: String, mqtt: MqttSettings, fanned_out: Arc<Notify>, shutd
     publisher.close().await;
 }
 
+/// The worker's connection. Its commits do not wait for the disk: a round whose commit a crash
+/// loses is still in the outbox and is published again, which the event ids absorb.
+async fn connect(url: &str) -> Result<Session, StoreError> {
+    let client = store::connect(url).await?;
+    client.batch_execute("SET synchronous_commit = off").await?;
+    Ok(Session::new(client))
+}
+
 enum Failure {
     Store(StoreError),
     /// The round was postponed in the outbox.
@@ -96,18 +104,19 @@ impl From<StoreError> for Failure {
 
 /// One round: returns how many events it delivered.
 async fn round(
-    client: &mut Client,
+    session: &mut Session,
     publisher: &mut Publisher,
     fanned_out: &Notify,
 ) -> Result<usize, Failure> {
+    let Session { client, prepared } = session;
     let tx = client.transaction().await.map_err(StoreError::from)?;
-    let claimed = outbox::claim(&tx, MAX_ROUND as i64).await?;
+    let claimed = outbox::claim(&tx, prepared, MAX_ROUND as i64).await?;
     if claimed.is_empty() {
         return Ok(0);
     }
     let started = Instant::now();
     let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
-    let events = geofence_events::by_ids(&tx, &ids).await?;
+    let events = geofence_events::by_ids(&tx, prepared, &ids).await?;
     let messages: Vec<(String, Bytes)> = events
         .iter()
         .map(|e| (publisher.topic(e.fence_id), Bytes::from(e.to_json())))
@@ -119,8 +128,8 @@ async fn round(
         observability::outbox_postponed(claimed.len(), &reason);
         return Err(Failure::Publish);
     }
-    let deliveries = webhooks::fan_out(&tx, &claimed).await?;
-    outbox::done(&tx, &claimed).await?;
+    let deliveries = webhooks::fan_out(&tx, prepared, &claimed).await?;
+    outbox::done(&tx, prepared, &claimed).await?;
     tx.commit().await.map_err(StoreError::from)?;
     if deliveries > 0 {
         fanned_out.notify_one();

@@ -5,10 +5,21 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
+use super::prepared::Prepared;
 use super::StoreError;
 use crate::domain::geofence::event::{EventKind, GeofenceEvent};
 
-const COLUMNS: &str = "id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at";
+macro_rules! columns {
+    () => {
+        "id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at"
+    };
+}
+const COLUMNS: &str = columns!();
+const BY_IDS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM geofence_events WHERE id = ANY($1) ORDER BY id"
+);
 
 pub(crate) fn event(r: &Row) -> GeofenceEvent {
     let kind: &str = r.get(4);
@@ -67,9 +78,17 @@ pub async fn list(
 }
 
 /// These events (those that exist), by id.
-pub async fn by_ids(c: &impl GenericClient, ids: &[i64]) -> Result<Vec<GeofenceEvent>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM geofence_events WHERE id = ANY($1) ORDER BY id");
-    Ok(c.query(&sql, &[&ids]).await?.iter().map(event).collect())
+pub async fn by_ids(
+    c: &impl GenericClient,
+    prepared: &Prepared,
+    ids: &[i64],
+) -> Result<Vec<GeofenceEvent>, StoreError> {
+    let statement = prepared.get(c, BY_IDS).await?;
+    Ok(c.query(&statement, &[&ids])
+        .await?
+        .iter()
+        .map(event)
+        .collect())
 }
 
 /// Rows deleted per statement: keeps each delete's locks and WAL short next to ingest.

@@ -5,17 +5,23 @@
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::prepared::Prepared;
 use super::StoreError;
 
+const CLAIM: &str = "SELECT vehicle_id, event_id FROM geofence_outbox WHERE next_at <= now() \
+                     ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+const DONE: &str = "DELETE FROM geofence_outbox o USING unnest($1::uuid[], $2::int8[]) AS d(v, e) \
+                    WHERE o.vehicle_id = d.v AND o.event_id = d.e";
+
 /// Claims up to `limit` due events, oldest first; they stay locked until `tx` ends.
-pub async fn claim(tx: &Transaction<'_>, limit: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT vehicle_id, event_id FROM geofence_outbox WHERE next_at <= now() \
-             ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            &[&limit],
-        )
-        .await?;
+pub async fn claim(
+    tx: &Transaction<'_>,
+    prepared: &Prepared,
+    limit: i64,
+) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    let statement = prepared.get(tx, CLAIM).await?;
+    let rows = tx.query(&statement, &[&limit]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -24,15 +30,14 @@ fn columns(events: &[(Uuid, i64)]) -> (Vec<Uuid>, Vec<i64>) {
 }
 
 /// The events are published and fanned out: forget them.
-pub async fn done(tx: &Transaction<'_>, events: &[(Uuid, i64)]) -> Result<u64, StoreError> {
+pub async fn done(
+    tx: &Transaction<'_>,
+    prepared: &Prepared,
+    events: &[(Uuid, i64)],
+) -> Result<u64, StoreError> {
     let (v, e) = columns(events);
-    Ok(tx
-        .execute(
-            "DELETE FROM geofence_outbox o USING unnest($1::uuid[], $2::int8[]) AS d(v, e) \
-             WHERE o.vehicle_id = d.v AND o.event_id = d.e",
-            &[&v, &e],
-        )
-        .await?)
+    let statement = prepared.get(tx, DONE).await?;
+    Ok(tx.execute(&statement, &[&v, &e]).await?)
 }
 
 /// A round failed: try these again after `delay_ms` (doubling per attempt, capped by the caller).

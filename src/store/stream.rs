@@ -14,6 +14,7 @@ use std::str::FromStr;
 use tokio_postgres::GenericClient;
 
 use super::geofence_events::event;
+use super::prepared::Prepared;
 use super::StoreError;
 use crate::domain::geofence::event::GeofenceEvent;
 
@@ -43,23 +44,23 @@ impl FromStr for Cursor {
     }
 }
 
-const COLUMNS: &str =
-    "id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at, xid::text";
+const EVENTS_AFTER: &str = "\
+SELECT id, fence_id, vehicle_id, external_id, type, ts, lon, lat, recorded_at, xid::text
+FROM geofence_events
+WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xid, id LIMIT $3";
 
 /// Up to `limit` committed events after `after`, in stream order, none of which a later commit
 /// can precede.
 pub async fn events_after(
     c: &impl GenericClient,
+    prepared: &Prepared,
     after: Cursor,
     limit: i64,
 ) -> Result<Vec<(Cursor, GeofenceEvent)>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM geofence_events \
-         WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY xid, id LIMIT $3"
-    );
+    let statement = prepared.get(c, EVENTS_AFTER).await?;
     let rows = c
-        .query(&sql, &[&after.xid.to_string(), &after.id, &limit])
+        .query(&statement, &[&after.xid.to_string(), &after.id, &limit])
         .await?;
     Ok(rows
         .iter()

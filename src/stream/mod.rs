@@ -17,6 +17,7 @@ use tokio_postgres::Client;
 use crate::domain::geofence::event::GeofenceEvent;
 use crate::shutdown::Shutdown;
 use crate::store::live::Watched;
+use crate::store::prepared::Prepared;
 use crate::store::stream::{self, Cursor};
 use crate::store::{self, geofence_state, live, StoreError};
 
@@ -113,13 +114,14 @@ async fn session(
     .await?;
     tokio::pin!(closed);
     let client = store::connect(url).await?;
+    let prepared = Prepared::default();
     // A node starts streaming from now; a client wanting older events says so (Last-Event-ID).
     let mut at = match *cursor {
         Some(c) => c,
         None => stream::head(&client).await?,
     };
     loop {
-        tail(hub, &client, &mut at).await?;
+        tail(hub, &client, &prepared, &mut at).await?;
         *cursor = Some(at);
         tokio::select! {
             _ = shutdown.triggered() => return Ok(()),
@@ -132,9 +134,14 @@ async fn session(
 }
 
 /// Hands every newly streamable event to the clients.
-async fn tail(hub: &Hub, client: &Client, at: &mut Cursor) -> Result<(), StoreError> {
+async fn tail(
+    hub: &Hub,
+    client: &Client,
+    prepared: &Prepared,
+    at: &mut Cursor,
+) -> Result<(), StoreError> {
     loop {
-        let read = stream::events_after(client, *at, READ).await?;
+        let read = stream::events_after(client, prepared, *at, READ).await?;
         let n = read.len() as i64;
         for item in read {
             *at = item.0;

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
+use super::prepared::Prepared;
 use super::StoreError;
 use crate::domain::geofence::event::EventKind;
 
@@ -226,22 +227,22 @@ pub async fn deliveries(
 /// adds nothing. Returns how many deliveries were added.
 pub async fn fan_out(
     tx: &tokio_postgres::Transaction<'_>,
+    prepared: &Prepared,
     events: &[(Uuid, i64)],
 ) -> Result<u64, StoreError> {
     if events.is_empty() {
         return Ok(0);
     }
     let (vehicles, ids): (Vec<Uuid>, Vec<i64>) = events.iter().copied().unzip();
-    Ok(tx
-        .execute(
-            "INSERT INTO webhook_deliveries (webhook_id, event_id, vehicle_id) \
-             SELECT w.id, e.id, e.vehicle_id \
-             FROM unnest($1::uuid[], $2::int8[]) AS k(vehicle_id, event_id) \
-             JOIN geofence_events e ON e.vehicle_id = k.vehicle_id AND e.id = k.event_id \
-             JOIN webhooks w ON w.enabled AND e.type = ANY (w.event_types) \
-                            AND (w.fence_ids IS NULL OR e.fence_id = ANY (w.fence_ids)) \
-             ON CONFLICT DO NOTHING",
-            &[&vehicles, &ids],
-        )
-        .await?)
+    let statement = prepared.get(tx, FAN_OUT).await?;
+    Ok(tx.execute(&statement, &[&vehicles, &ids]).await?)
 }
+
+const FAN_OUT: &str = "\
+INSERT INTO webhook_deliveries (webhook_id, event_id, vehicle_id)
+SELECT w.id, e.id, e.vehicle_id
+FROM unnest($1::uuid[], $2::int8[]) AS k(vehicle_id, event_id)
+JOIN geofence_events e ON e.vehicle_id = k.vehicle_id AND e.id = k.event_id
+JOIN webhooks w ON w.enabled AND e.type = ANY (w.event_types)
+               AND (w.fence_ids IS NULL OR e.fence_id = ANY (w.fence_ids))
+ON CONFLICT DO NOTHING";

@@ -79,7 +79,8 @@ pub async fn raise(app: &TestApp, vehicle: Uuid, events: &[(Uuid, &str)]) -> (Ve
 pub async fn fan_out(app: &TestApp, pairs: &[(Uuid, i64)]) -> u64 {
     let mut client = connect(&app.db_url).await;
     let tx = client.transaction().await.unwrap();
-    let n = meridian::store::webhooks::fan_out(&tx, pairs)
+    let prepared = meridian::store::prepared::Prepared::default();
+    let n = meridian::store::webhooks::fan_out(&tx, &prepared, pairs)
         .await
         .unwrap();
     tx.commit().await.unwrap();
