@@ -87,7 +87,7 @@ pub async fn run(url: String, mqtt: MqttSettings, fanned_out: Arc<Notify>, shutd
 async fn connect(url: &str) -> Result<Session, StoreError> {
     let client = store::connect(url).await?;
     client.batch_execute("SET synchronous_commit = off").await?;
-    Ok(Session::new(client))
+    Session::open(client).await
 }
 
 enum Failure {

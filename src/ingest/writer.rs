@@ -154,7 +154,7 @@ impl Writer {
     ) -> Result<Written, StoreError> {
         if conn.as_ref().is_none_or(Session::is_closed) {
             let client = store::connect_as(&self.database_url, rollups::WRITER_APPLICATION).await?;
-            *conn = Some(Session::new(client));
+            *conn = Some(Session::open(client).await?);
         }
         let session = conn.as_mut().expect("connected above");
         let client = &mut session.client;

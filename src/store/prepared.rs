@@ -3,6 +3,11 @@
 //! (prepare, then execute) per batch. Prepared on first use, they are reused for the life of the
 //! connection. A protocol-level prepared statement outlives the transaction it was prepared in,
 //! rolled back or not, so preparing inside a batch's transaction is safe.
+//!
+//! Such connections plan every execution for its parameters (`plan_cache_mode =
+//! force_custom_plan`, see `Session::open`): a generic plan is cached from the statistics of
+//! the moment, and a table that was empty then (the fence states, the events of a new
+//! deployment) would be scanned whole for good, where its index serves the real arguments.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,6 +41,9 @@ impl Prepared {
     }
 }
 
+/// Run on a connection whose statements are prepared once (see the module's doc).
+pub const CUSTOM_PLANS: &str = "SET plan_cache_mode = force_custom_plan";
+
 /// A writer's connection with the statements prepared on it.
 pub struct Session {
     pub client: Client,
@@ -43,11 +51,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: Client) -> Self {
-        Self {
+    /// Takes over a new connection: its statements will be planned per execution.
+    pub async fn open(client: Client) -> Result<Self, StoreError> {
+        client.batch_execute(CUSTOM_PLANS).await?;
+        Ok(Self {
             client,
             prepared: Prepared::default(),
-        }
+        })
     }
 
     pub fn is_closed(&self) -> bool {

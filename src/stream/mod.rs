@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 use crate::domain::geofence::event::GeofenceEvent;
 use crate::shutdown::Shutdown;
 use crate::store::live::Watched;
-use crate::store::prepared::Prepared;
+use crate::store::prepared::{self, Prepared};
 use crate::store::stream::{self, Cursor};
 use crate::store::{self, geofence_state, live, StoreError};
 
@@ -114,6 +114,7 @@ async fn session(
     .await?;
     tokio::pin!(closed);
     let client = store::connect(url).await?;
+    client.batch_execute(prepared::CUSTOM_PLANS).await?;
     let prepared = Prepared::default();
     // A node starts streaming from now; a client wanting older events says so (Last-Event-ID).
     let mut at = match *cursor {
