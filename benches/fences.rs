@@ -11,14 +11,12 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meridian::domain::geofence::judge::{self, Fix};
-use meridian::domain::geofence::{EventSettings, Fence};
+use meridian::domain::geofence::Fence;
 use meridian::domain::{LatLon, Timestamp};
 use meridian::geofencing::{CompiledFence, FenceIndex, Geofences};
-use meridian::store::geofences::{Geofence, Loaded};
-use serde_json::value::RawValue;
+use meridian::store::geofences::Loaded;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -202,19 +200,10 @@ fn judging(c: &mut Criterion) {
             let ring = ring(&mut rng, centre, r_m, 50, 0.4);
             let body = json!({"type": "Feature", "properties": {"name": "f"},
                 "geometry": {"type": "Polygon", "coordinates": [ring]}});
-            let fence = Fence::from_json(body).expect("a valid fence");
-            let row = Geofence {
-                id: Uuid::from_u128(i),
-                name: "f".into(),
-                kind: "polygon".into(),
-                geometry: RawValue::from_string("{}".into()).unwrap(),
-                center: None,
-                radius_m: None,
-                settings: EventSettings::default(),
-                created_at: Utc::now(),
-                updated_at: Utc::now(),
-            };
-            Loaded { row, fence }
+            Loaded::unsaved(
+                Uuid::from_u128(i),
+                Fence::from_json(body).expect("a valid fence"),
+            )
         })
         .collect();
     let fences = Geofences::default();

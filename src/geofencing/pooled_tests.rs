@@ -1,34 +1,22 @@
 //! The pool answers exactly what the tree answers, whether it covers a query or falls back.
 
-use chrono::Utc;
 use serde_json::json;
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::domain::geofence::judge::{Fences, Judged};
-use crate::domain::geofence::{EventSettings, Fence};
+use crate::domain::geofence::Fence;
 use crate::domain::LatLon;
 use crate::geofencing::{Fenced, Geofences};
-use crate::store::geofences::{Geofence, Loaded};
+use crate::store::geofences::Loaded;
 use crate::test_rng::Rng;
 
 fn loaded(i: u128, ring: Vec<[f64; 2]>) -> Loaded {
     let body = json!({"type": "Feature", "properties": {"name": format!("f{i}")},
         "geometry": {"type": "Polygon", "coordinates": [ring]}});
-    Loaded {
-        row: Geofence {
-            id: Uuid::from_u128(i),
-            name: format!("f{i}"),
-            kind: "polygon".into(),
-            geometry: RawValue::from_string("{}".into()).unwrap(),
-            center: None,
-            radius_m: None,
-            settings: EventSettings::default(),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        },
-        fence: Fence::from_json(body).expect("a valid fence"),
-    }
+    Loaded::unsaved(
+        Uuid::from_u128(i),
+        Fence::from_json(body).expect("a valid fence"),
+    )
 }
 
 /// Squares from 20 m to 2 km across, in a 0.2° box at 60° N.

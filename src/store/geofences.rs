@@ -205,6 +205,34 @@ pub struct Loaded {
     pub fence: Fence,
 }
 
+impl Loaded {
+    /// A fence that is not stored, with the row the API would show for it, dated now: how a
+    /// benchmark or a unit test builds a node's fence set without a database.
+    pub fn unsaved(id: Uuid, fence: Fence) -> Self {
+        let (geometry, center, radius_m) = match fence.shape() {
+            Shape::Area(area) => (area.to_geojson(), None, None),
+            Shape::Circle(c) => {
+                let at = [c.center().lon(), c.center().lat()];
+                let point = serde_json::json!({"type": "Point", "coordinates": at});
+                (point.to_string(), Some(at), Some(c.radius_m()))
+            }
+        };
+        let now = Utc::now();
+        let row = Geofence {
+            id,
+            name: fence.name().to_owned(),
+            kind: fence.kind().to_owned(),
+            geometry: RawValue::from_string(geometry).expect("GeoJSON we wrote ourselves"),
+            center,
+            radius_m,
+            settings: *fence.settings(),
+            created_at: now,
+            updated_at: now,
+        };
+        Loaded { row, fence }
+    }
+}
+
 /// Every fence (the index's full load), or those named, shape and all. The stored GeoJSON
 /// holds the exact doubles that were sent (see `COLUMNS`), so the index tests the same
 /// coordinates PostGIS does.

@@ -270,6 +270,12 @@ impl TestApp {
         self.db.query_one(sql, &[]).await.unwrap().get(0)
     }
 
+    /// The first column of every row `sql` returns.
+    pub async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Vec<T> {
+        let rows = self.db.query(sql, &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+
     /// Waits until `n` messages in total were committed and acknowledged by the app.
     pub async fn wait_settled(&self, n: u64) {
         self.publisher.flush().await;

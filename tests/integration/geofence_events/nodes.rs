@@ -278,13 +278,8 @@ async fn a_node_killed_between_commit_and_delivery_loses_no_event_and_each_arriv
     })
     .await;
     let ids: Vec<i64> = app
-        .db
-        .query("SELECT id FROM geofence_events ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT id FROM geofence_events ORDER BY id")
+        .await;
     crate::webhooks::wait_delivered(&receiver, &ids).await;
     let mut seen: BTreeMap<String, Value> = BTreeMap::new();
     for hit in receiver.accepted() {

@@ -75,13 +75,8 @@ async fn events_and_finished_deliveries_past_retention_are_deleted_and_pending_o
         .unwrap();
     assert_eq!(pruned, (3, 2), "(events, deliveries) deleted");
     let kept: Vec<String> = app
-        .db
-        .query("SELECT external_id FROM geofence_events ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT external_id FROM geofence_events ORDER BY id")
+        .await;
     assert_eq!(
         kept,
         [
@@ -91,16 +86,8 @@ async fn events_and_finished_deliveries_past_retention_are_deleted_and_pending_o
         ]
     );
     let deliveries: Vec<i64> = app
-        .db
-        .query(
-            "SELECT event_id FROM webhook_deliveries ORDER BY event_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT event_id FROM webhook_deliveries ORDER BY event_id")
+        .await;
     assert_eq!(
         deliveries,
         [ids[2], ids[5]],
