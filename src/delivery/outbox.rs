@@ -85,9 +85,7 @@ pub async fn run(url: String, mqtt: MqttSettings, fanned_out: Arc<Notify>, shutd
 /// The worker's connection. Its commits do not wait for the disk: a round whose commit a crash
 /// loses is still in the outbox and is published again, which the event ids absorb.
 async fn connect(url: &str) -> Result<Session, StoreError> {
-    let client = store::connect(url).await?;
-    client.batch_execute("SET synchronous_commit = off").await?;
-    Session::open(client).await
+    store::connect_session(url, None, "-c synchronous_commit=off").await
 }
 
 enum Failure {

@@ -121,7 +121,7 @@ impl<'p> Fences for Pooled<'p> {
     }
 
     fn get(&self, id: Uuid) -> Option<&Fenced> {
-        self.set.get(id).map(|e| &**e)
+        Fences::get(self.set, id)
     }
 
     fn max_hysteresis_m(&self) -> f64 {

@@ -153,8 +153,8 @@ impl Writer {
         batch: &[Message],
     ) -> Result<Written, StoreError> {
         if conn.as_ref().is_none_or(Session::is_closed) {
-            let client = store::connect_as(&self.database_url, rollups::WRITER_APPLICATION).await?;
-            *conn = Some(Session::open(client).await?);
+            let url = &self.database_url;
+            *conn = Some(store::connect_session(url, Some(rollups::WRITER_APPLICATION), "").await?);
         }
         let session = conn.as_mut().expect("connected above");
         let client = &mut session.client;

@@ -36,6 +36,8 @@ use std::str::FromStr;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{error::SqlState, Client, Config, NoTls};
 
+use prepared::{Prepared, Session};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -86,6 +88,24 @@ pub async fn connect_as(url: &str, application_name: &str) -> Result<Client, Sto
     let mut config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
     config.application_name(application_name);
     connect_with(config).await
+}
+
+/// A dedicated connection whose statements are prepared once (see `prepared`): it plans each
+/// execution for its arguments. `options` adds settings of its own (`-c name=value ...`).
+pub async fn connect_session(
+    url: &str,
+    application_name: Option<&str>,
+    options: &str,
+) -> Result<Session, StoreError> {
+    let mut config = Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    if let Some(name) = application_name {
+        config.application_name(name);
+    }
+    config.options(format!("-c plan_cache_mode=force_custom_plan {options}"));
+    Ok(Session {
+        client: connect_with(config).await?,
+        prepared: Prepared::default(),
+    })
 }
 
 async fn connect_with(config: Config) -> Result<Client, StoreError> {

@@ -5,7 +5,7 @@
 //! rolled back or not, so preparing inside a batch's transaction is safe.
 //!
 //! Such connections plan every execution for its parameters (`plan_cache_mode =
-//! force_custom_plan`, see `Session::open`): a generic plan is cached from the statistics of
+//! force_custom_plan`, set by `store::connect_session`): a generic plan is cached from the statistics of
 //! the moment, and a table that was empty then (the fence states, the events of a new
 //! deployment) would be scanned whole for good, where its index serves the real arguments.
 
@@ -41,25 +41,13 @@ impl Prepared {
     }
 }
 
-/// Run on a connection whose statements are prepared once (see the module's doc).
-pub const CUSTOM_PLANS: &str = "SET plan_cache_mode = force_custom_plan";
-
-/// A writer's connection with the statements prepared on it.
+/// A dedicated connection with the statements prepared on it (`store::connect_session`).
 pub struct Session {
     pub client: Client,
     pub prepared: Prepared,
 }
 
 impl Session {
-    /// Takes over a new connection: its statements will be planned per execution.
-    pub async fn open(client: Client) -> Result<Self, StoreError> {
-        client.batch_execute(CUSTOM_PLANS).await?;
-        Ok(Self {
-            client,
-            prepared: Prepared::default(),
-        })
-    }
-
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
     }

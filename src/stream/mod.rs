@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 use crate::domain::geofence::event::GeofenceEvent;
 use crate::shutdown::Shutdown;
 use crate::store::live::Watched;
-use crate::store::prepared::{self, Prepared};
+use crate::store::prepared::{Prepared, Session};
 use crate::store::stream::{self, Cursor};
 use crate::store::{self, geofence_state, live, StoreError};
 
@@ -113,9 +113,7 @@ async fn session(
     })
     .await?;
     tokio::pin!(closed);
-    let client = store::connect(url).await?;
-    client.batch_execute(prepared::CUSTOM_PLANS).await?;
-    let prepared = Prepared::default();
+    let Session { client, prepared } = store::connect_session(url, None, "").await?;
     // A node starts streaming from now; a client wanting older events says so (Last-Event-ID).
     let mut at = match *cursor {
         Some(c) => c,
