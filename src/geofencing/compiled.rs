@@ -97,6 +97,17 @@ impl CompiledFence {
         }
     }
 
+    /// Whether `p` is at least `m` metres from the boundary, inside or out: `|signed_distance_m|
+    /// ≥ m`, answered without measuring the distance when an edge nearer than `m` is found
+    /// (or, for a circle, when a cheap bound already puts `p` farther than that outside).
+    pub fn clear_of_boundary(&self, p: LatLon, m: f64) -> bool {
+        let m = m.max(0.0);
+        match &self.form {
+            Form::Circle(disc) => (disc.radius_m - disc.distance_m(p, m)).abs() >= m,
+            Form::Area(edges) => !edges.within_m(coord(p), m),
+        }
+    }
+
     /// Metres of the straight hop `a → b` that lie inside: for areas, the planar lon/lat
     /// segment (RFC 7946 edges are straight in lon/lat too); for circles, the straight segment
     /// in the plane at the centre. 0 when the hop spans more than 180° of longitude (it cannot

@@ -11,16 +11,12 @@
 use geo::kernels::{Kernel, Orientation, RobustKernel};
 use geo::Coord;
 
-use super::metric::{lon_delta, Scale};
+mod distance;
 
 /// At most this many edges are scanned as one list; above it the edges get bands. Low, because
 /// bands pay off early: measured on 10,000 50-vertex fences, banding them made `containing`
 /// about twice as fast as scanning them (a point's band holds ~8 of the 50 edges).
 const LINEAR_MAX: usize = 16;
-/// Distances scan fences up to this many vertices whole: the outward band search meets an
-/// edge once per band it spans, and on a small fence those repeats cost more than reading each
-/// edge once, in order (the cheap box rejections skip most of them anyway).
-const SCAN_FOR_DISTANCE_MAX: usize = 256;
 /// Bands are sized for about this many edges each on a ring without long spikes...
 const EDGES_PER_BAND: usize = 4;
 /// ...but never so thin that the edges' band memberships exceed this many per edge on average
@@ -203,44 +199,6 @@ impl Edges {
         };
         on_boundary || inside
     }
-    /// The least distance in metres, in the local plane at `p`, from `p` to an edge, looking
-    /// only at edges that could be within `reach_m`; `INFINITY` when there are none. Exact
-    /// (in that plane) whenever the true least distance is within `reach_m`; otherwise some
-    /// value above `reach_m`. Seam edges are skipped.
-    ///
-    /// A small fence is scanned whole. A large one is searched outwards from `p`'s band, and
-    /// the search stops at the first band farther (vertically) than the best edge so far: a
-    /// point 20 m from its fence's edge reads the bands within 20 m, not within `reach_m`.
-    pub fn nearest_m(&self, p: Coord, reach_m: f64) -> f64 {
-        let mut near = Nearest::new(p, reach_m);
-        let offer = |near: &mut Nearest, i: u32| {
-            if self.seams.is_empty() || self.seams.binary_search(&i).is_err() {
-                near.offer(self.edge(i));
-            }
-        };
-        if self.pts.len() <= SCAN_FOR_DISTANCE_MAX {
-            self.all().for_each(|i| offer(&mut near, i));
-            return near.best_m();
-        }
-        let home = self.band_of(p.y);
-        let band_m = Scale::at(p.y).y / self.per_deg; // a band's height in metres
-        for step in 0..self.bands {
-            // The band `step` away on either side is at least `step − 1` band heights from p
-            // (p may sit anywhere in its own band); the slack covers rounding at borders.
-            if (step as f64 - 1.0) * band_m > near.limit_m() * (1.0 + 1e-9) + 1e-6 {
-                break;
-            }
-            if let Some(k) = home.checked_sub(step) {
-                self.band(k).iter().for_each(|&i| offer(&mut near, i));
-            }
-            if step > 0 && home + step < self.bands {
-                let band = self.band(home + step);
-                band.iter().for_each(|&i| offer(&mut near, i));
-            }
-        }
-        near.best_m()
-    }
-
     /// Pushes the parameters t ∈ [0, 1] along `a → b` (a planar lon/lat segment) where it
     /// meets an edge; where it runs along an edge, the ends of the shared part. Approximate in
     /// the last bits: the pieces between are classified with the exact `contains`. (An edge in
@@ -288,53 +246,6 @@ fn meets(a: Coord, b: Coord, p: Coord) -> Meets {
     }
 }
 
-/// The running minimum of a distance search, with the cheap rejections: an edge whose box is
-/// farther (vertically or horizontally, in metres) than the best so far — or than the reach —
-/// cannot be nearer, and is not measured.
-struct Nearest {
-    p: Coord,
-    scale: Scale,
-    reach_m: f64,
-    best_2: f64,
-}
-
-impl Nearest {
-    fn new(p: Coord, reach_m: f64) -> Self {
-        Nearest {
-            p,
-            scale: Scale::at(p.y),
-            reach_m,
-            best_2: f64::INFINITY,
-        }
-    }
-
-    /// The distance beyond which nothing matters: the best so far, or the reach.
-    fn limit_m(&self) -> f64 {
-        self.best_2.sqrt().min(self.reach_m)
-    }
-
-    fn offer(&mut self, (a, b): (Coord, Coord)) {
-        // A hair of slack so rounding here never drops an edge at exactly the limit.
-        let limit = self.limit_m() * (1.0 + 1e-9) + 1e-9;
-        let p = self.p;
-        let dy = (a.y.min(b.y) - p.y).max(p.y - a.y.max(b.y)).max(0.0);
-        if dy * self.scale.y > limit {
-            return;
-        }
-        let (west, east) = (a.x.min(b.x), a.x.max(b.x));
-        let gap = (west - p.x).max(p.x - east).max(0.0);
-        let gap = gap.min(360.0 - (east - west) - gap); // the short way round 180°
-        if gap * self.scale.x > limit {
-            return;
-        }
-        self.best_2 = self.best_2.min(segment_distance_2(p, a, b, self.scale));
-    }
-
-    fn best_m(&self) -> f64 {
-        self.best_2.sqrt()
-    }
-}
-
 /// How many bands: one for a small fence, otherwise about `EDGES_PER_BAND` edges per band,
 /// fewer when the edges are tall relative to the fence (see `MAX_ENTRIES_PER_EDGE`).
 fn band_count(edges: &Edges, n: usize) -> usize {
@@ -356,23 +267,6 @@ fn band_count(edges: &Edges, n: usize) -> usize {
         f64::INFINITY
     };
     (by_count as f64).min(by_spread).max(1.0) as usize
-}
-
-/// Squared distance in metres from `p` to the edge `a → b`, all projected into the plane at `p`.
-fn segment_distance_2(p: Coord, a: Coord, b: Coord, s: Scale) -> f64 {
-    let ax = lon_delta(p.x, a.x) * s.x;
-    let ay = (a.y - p.y) * s.y;
-    let bx = lon_delta(p.x, b.x) * s.x;
-    let by = (b.y - p.y) * s.y;
-    let (dx, dy) = (bx - ax, by - ay);
-    let len_2 = dx * dx + dy * dy;
-    let t = if len_2 > 0.0 {
-        (-(ax * dx + ay * dy) / len_2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let (x, y) = (ax + t * dx, ay + t * dy);
-    x * x + y * y
 }
 
 fn cross(u: Coord, v: Coord) -> f64 {

@@ -88,8 +88,8 @@ impl Judged for Fenced {
     fn contains(&self, p: LatLon) -> bool {
         self.fence.contains(p)
     }
-    fn signed_distance_m(&self, p: LatLon, reach_m: f64) -> f64 {
-        self.fence.signed_distance_m(p, reach_m)
+    fn clear_of_boundary(&self, p: LatLon, m: f64) -> bool {
+        self.fence.clear_of_boundary(p, m)
     }
     fn chord_inside_m(&self, a: LatLon, b: LatLon) -> f64 {
         self.fence.chord_inside_m(a, b)

@@ -225,94 +225,12 @@ fn banded_large_polygon_agrees_with_brute_force_on_random_vertex_and_midpoint_pr
     );
 }
 
-#[test]
-fn banded_distance_search_finds_the_edge_a_full_scan_finds() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (c, r) = ([10.75, 59.91], 0.01);
-    let rings = vec![star(&mut rng, c, r, 3_000), star(&mut rng, c, r * 0.3, 300)];
-    let f = polygon(1, &rings);
-    assert!(f.bands() > 1, "banded");
-    for _ in 0..2_000 {
-        let p = [
-            c[0] + (rng.next() - 0.5) * 4.4 * r,
-            c[1] + (rng.next() - 0.5) * 2.2 * r,
-        ];
-        let s = super::metric::Scale::at(p[1]);
-        let at = |q: [f64; 2]| ((q[0] - p[0]) * s.x, (q[1] - p[1]) * s.y);
-        let full = rings.iter().flat_map(|ring| ring.windows(2)).map(|w| {
-            let ((ax, ay), (bx, by)) = (at(w[0]), at(w[1]));
-            let (dx, dy) = (bx - ax, by - ay);
-            let t = (-(ax * dx + ay * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
-            (ax + t * dx).hypot(ay + t * dy)
-        });
-        let full = full.fold(f64::INFINITY, f64::min);
-        let d = f.signed_distance_m(ll(p[0], p[1]), 200.0);
-        if full <= 200.0 {
-            assert!((d.abs() - full).abs() < 1e-6, "{p:?}: {d} vs {full}");
-        } else {
-            assert!(d.abs() >= 200.0, "{p:?}: {d} vs {full}");
-        }
-    }
-}
-
 /// A square of `side_m` metres centred at (lon, 60°N), in planar degrees: at 60°N a degree of
 /// latitude is 111,412 m and one of longitude 55,799.5 m.
 fn metre_square(lon: f64, side_m: f64) -> Ring {
     let (dlon, dlat, lat) = (side_m / 2.0 / 55_799.5, side_m / 2.0 / 111_412.0, 60.0);
     let (w, e, s, n) = (lon - dlon, lon + dlon, lat - dlat, lat + dlat);
     vec![[w, s], [e, s], [e, n], [w, n], [w, s]]
-}
-
-#[test]
-fn signed_distance_is_metres_to_the_boundary_positive_inside() {
-    let (lon, lat) = (10.0, 60.0);
-    let f = polygon(1, &[metre_square(lon, 1_000.0)]);
-    let centre = f.signed_distance_m(ll(lon, lat), 1_000.0);
-    assert!((centre - 500.0).abs() < 5.0, "{centre}");
-    let east = ll(lon + 600.0 / 55_800.0, lat);
-    let outside = f.signed_distance_m(east, 1_000.0);
-    assert!((outside + 100.0).abs() < 1.0, "{outside}");
-    // Beyond the reach: the sign is right and the size at least the reach.
-    let far = f.signed_distance_m(ll(lon + 0.1, lat), 100.0);
-    assert!(far <= -100.0, "{far}");
-    assert!(f.signed_distance_m(ll(lon, lat), 100.0) >= 100.0);
-    // On the boundary: zero, and inside.
-    let corner = f.bounds()[0];
-    let d = f.signed_distance_m(ll(corner.west, corner.south), 100.0);
-    assert!(d == 0.0 && d.is_sign_positive(), "{d}");
-}
-
-#[test]
-fn a_fence_split_at_180_has_no_boundary_along_the_seam() {
-    let east = vec![
-        [179.99, -17.81],
-        [180.0, -17.81],
-        [180.0, -17.79],
-        [179.99, -17.79],
-        [179.99, -17.81],
-    ];
-    let west: Ring = east
-        .iter()
-        .map(|p| [-180.0 - (p[0] - 180.0), p[1]])
-        .collect();
-    let f = multi(1, &[vec![east], vec![west]]);
-    // ~1.06 km each side of the seam, ~1.1 km north and south: 1 m from 180° is ~1 km inside.
-    for lon in [179.99999, -179.99999, 180.0] {
-        let d = f.signed_distance_m(ll(lon, -17.8), 5_000.0);
-        assert!((d - 1_060.0).abs() < 20.0, "{lon}: {d}");
-    }
-    // A lone edge along 180° stays a boundary.
-    let lone = polygon(
-        2,
-        &[vec![
-            [179.99, -17.81],
-            [180.0, -17.81],
-            [180.0, -17.79],
-            [179.99, -17.81],
-        ]],
-    );
-    let d = lone.signed_distance_m(ll(179.99999, -17.8), 5_000.0);
-    assert!(d > 0.0 && d < 2.0, "{d}");
 }
 
 #[test]
@@ -408,3 +326,6 @@ fn near_and_along_grow_boxes_by_metres_across_180_and_near_the_pole() {
     index.along(ll(179.9, 10.05), ll(-179.9, 10.05), 30.0, &mut out);
     assert!(out.is_empty(), "a hop over more than 180° of longitude");
 }
+
+#[path = "distance_tests.rs"]
+mod distance;

@@ -70,8 +70,9 @@ pub trait Judged {
     fn settings(&self) -> &EventSettings;
     /// Whether `p` is inside (boundary included): cheap, so asked before any distance.
     fn contains(&self, p: LatLon) -> bool;
-    /// Metres to the boundary, positive inside; accurate within `reach_m`.
-    fn signed_distance_m(&self, p: LatLon, reach_m: f64) -> f64;
+    /// Whether `p` is at least `m` metres from the boundary, on whichever side it is: all
+    /// judging asks of distance, and cheaper than measuring it (an edge nearer settles it).
+    fn clear_of_boundary(&self, p: LatLon, m: f64) -> bool;
     /// Metres of the straight step a→b inside the fence.
     fn chord_inside_m(&self, a: LatLon, b: LatLon) -> f64;
     /// The fence's smaller extent in metres (a quarter of it caps the depth asked to enter).
@@ -193,7 +194,6 @@ fn step<F: Judged>(
     events: &mut Vec<Raised>,
 ) -> FenceState {
     let h = s.hysteresis_m;
-    let reach = (h * 4.0).max(100.0);
     let inside_now = fence.contains(p.pos);
     let id = fence.id();
     let raise = |events: &mut Vec<Raised>, kind, at| {
@@ -205,7 +205,7 @@ fn step<F: Judged>(
     };
     if !state.inside {
         let enter_depth = h.min(fence.extent_m() / 4.0);
-        if inside_now && fence.signed_distance_m(p.pos, reach) >= enter_depth {
+        if inside_now && fence.clear_of_boundary(p.pos, enter_depth) {
             state.streak += 1;
             let first = *state.streak_first.get_or_insert(p);
             if state.streak >= s.confirm_points {
@@ -224,7 +224,7 @@ fn step<F: Judged>(
             state.streak_first = None;
             if !pending && !inside_now {
                 if let Some(l) = last {
-                    if crossed(fence, h, l, p, reach) {
+                    if crossed(fence, h, l, p) {
                         let mid = midpoint(l, p);
                         raise(events, EventKind::Enter, mid);
                         raise(events, EventKind::Exit, mid);
@@ -232,7 +232,7 @@ fn step<F: Judged>(
                 }
             }
         }
-    } else if !inside_now && fence.signed_distance_m(p.pos, reach) < -h {
+    } else if !inside_now && fence.clear_of_boundary(p.pos, h) {
         state.streak += 1;
         let first = *state.streak_first.get_or_insert(p);
         if state.streak >= s.confirm_points {
@@ -254,10 +254,10 @@ fn step<F: Judged>(
     state
 }
 
-/// Both ends well outside, close enough in time to trust the straight line, and enough of it
-/// inside the fence. The cheap tests first: a step shorter than what must lie inside cannot
-/// cross (at 1 Hz and city speeds, no step is).
-fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix, reach: f64) -> bool {
+/// Both ends well outside (`p` is known to be outside), close enough in time to trust the
+/// straight line, and enough of it inside the fence. The cheap tests first: a step shorter
+/// than what must lie inside cannot cross (at 1 Hz and city speeds, no step is).
+fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix) -> bool {
     let need = h.min(fence.extent_m() / 2.0).max(0.0);
     if l.ts.secs_until(p.ts) > CROSS_MAX_GAP_S || step_m(l.pos, p.pos) < need {
         return false;
@@ -265,8 +265,9 @@ fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix, reach: f64) -> bool {
     let chord = fence.chord_inside_m(l.pos, p.pos);
     chord > 0.0
         && chord >= need
-        && fence.signed_distance_m(p.pos, reach) < -h
-        && fence.signed_distance_m(l.pos, reach) < -h
+        && fence.clear_of_boundary(p.pos, h)
+        && !fence.contains(l.pos)
+        && fence.clear_of_boundary(l.pos, h)
 }
 
 /// A step's length in metres, on a sphere (plenty for "is it longer than 30 m"), never more

@@ -24,17 +24,9 @@ fn at(x: f64, y: f64) -> LatLon {
     LatLon::new(y / M_PER_DEG, x / M_PER_DEG).unwrap()
 }
 
-impl Judged for Square {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn settings(&self) -> &EventSettings {
-        &self.settings
-    }
-    fn contains(&self, p: LatLon) -> bool {
-        self.signed_distance_m(p, 0.0) >= 0.0
-    }
-    fn signed_distance_m(&self, p: LatLon, _reach: f64) -> f64 {
+impl Square {
+    /// Metres to the boundary, positive inside.
+    fn signed_distance_m(&self, p: LatLon) -> f64 {
         let (x, y) = xy(p);
         let dx = (self.west - x).max(x - self.east);
         let dy = (self.south - y).max(y - self.north);
@@ -43,6 +35,21 @@ impl Judged for Square {
         } else {
             -(dx.max(0.0).hypot(dy.max(0.0)))
         }
+    }
+}
+
+impl Judged for Square {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn settings(&self) -> &EventSettings {
+        &self.settings
+    }
+    fn contains(&self, p: LatLon) -> bool {
+        self.signed_distance_m(p) >= 0.0
+    }
+    fn clear_of_boundary(&self, p: LatLon, m: f64) -> bool {
+        self.signed_distance_m(p).abs() >= m
     }
     fn chord_inside_m(&self, a: LatLon, b: LatLon) -> f64 {
         // Liang–Barsky clipping.
@@ -84,7 +91,7 @@ impl Fences for World {
         out.extend(
             self.0
                 .iter()
-                .filter(|f| f.signed_distance_m(p, 0.0) >= -margin_m),
+                .filter(|f| f.signed_distance_m(p) >= -margin_m),
         );
     }
     fn along<'s>(&'s self, a: LatLon, b: LatLon, out: &mut Vec<&'s Square>) {
