@@ -85,15 +85,6 @@ fn meets(b: &LonLatBox, q: Area) -> bool {
     b.west <= q[2] && b.east >= q[0] && b.south <= q[3] && b.north >= q[1]
 }
 
-/// Adds `found` to `out` and leaves it sorted by id with each fence once, as the tree does.
-fn merge<'s>(out: &mut Vec<&'s Fenced>, found: impl Iterator<Item = &'s Fenced>) {
-    out.extend(found);
-    if out.len() > 1 {
-        out.sort_unstable_by_key(|f| Indexed::id(*f));
-        out.dedup_by_key(|f| Indexed::id(*f));
-    }
-}
-
 impl<'p> Fences for Pooled<'p> {
     type Fence = Fenced;
 
@@ -101,7 +92,7 @@ impl<'p> Fences for Pooled<'p> {
         let (x, y) = (p.lon(), p.lat());
         if let (Some(dlon), dlat) = margin_deg(margin_m, y, y) {
             if let Some(found) = self.answer([x - dlon, y - dlat, x + dlon, y + dlat]) {
-                return merge(out, found);
+                return out.extend(found);
             }
         }
         self.set.near(p, margin_m, out)
@@ -115,7 +106,7 @@ impl<'p> Fences for Pooled<'p> {
             a.lat().max(b.lat()),
         ];
         match self.answer(q) {
-            Some(found) => merge(out, found),
+            Some(found) => out.extend(found),
             None => self.set.along(a, b, out),
         }
     }

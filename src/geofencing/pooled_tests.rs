@@ -40,8 +40,12 @@ fn fences(rng: &mut Rng) -> Geofences {
     set
 }
 
+/// The fences found, as a set (the pool adds them unsorted and may add one twice).
 fn ids(found: &[&Fenced]) -> Vec<Uuid> {
-    found.iter().map(|f| Judged::id(*f)).collect()
+    let mut ids: Vec<Uuid> = found.iter().map(|f| Judged::id(*f)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 #[test]

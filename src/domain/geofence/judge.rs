@@ -80,7 +80,8 @@ pub trait Judged {
 }
 
 /// Where judging finds fences. Queries hand out references into the set, which judging
-/// holds (read-locked) for a whole batch.
+/// holds (read-locked) for a whole batch, in any order and possibly more than once (judging
+/// sorts and dedups what it collected for a point once).
 pub trait Fences {
     type Fence: Judged;
     /// Adds to `out` the fences within `margin_m` of `p` (by their bounds).

@@ -67,11 +67,12 @@ impl Edges {
                 && !box_beyond(p, scale, (a, b), limit)
                 && segment_distance_2(p, a, b, scale) < m * m
         };
-        if self.pts.len() <= SCAN_FOR_DISTANCE_MAX {
+        if self.bands == 1 {
             return self.all().any(near);
         }
         // An edge nearer than m has a point less than m / scale.y degrees of latitude from p,
-        // and is filed in that point's band.
+        // and is filed in that point's band. (Unlike the outward search, this reads a fixed
+        // range of bands once, which pays off on small banded fences too.)
         let dlat = limit / scale.y;
         let (from, to) = (self.band_of(p.y - dlat), self.band_of(p.y + dlat));
         (from..=to).any(|k| self.band(k).iter().any(|&i| near(i)))
