@@ -136,7 +136,7 @@ pub fn judge<S: Fences>(
         candidates.clear();
         fences.near(p.pos, margin, &mut candidates);
         if let Some(l) = last {
-            if step_m(l.pos, p.pos) >= fences.min_cross_m() {
+            if step_at_least(l.pos, p.pos, fences.min_cross_m()) {
                 fences.along(l.pos, p.pos, &mut candidates);
             }
         }
@@ -260,7 +260,7 @@ fn step<F: Judged>(
 /// than what must lie inside cannot cross (at 1 Hz and city speeds, no step is).
 fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix) -> bool {
     let need = h.min(fence.extent_m() / 2.0).max(0.0);
-    if l.ts.secs_until(p.ts) > CROSS_MAX_GAP_S || step_m(l.pos, p.pos) < need {
+    if l.ts.secs_until(p.ts) > CROSS_MAX_GAP_S || !step_at_least(l.pos, p.pos, need) {
         return false;
     }
     let chord = fence.chord_inside_m(l.pos, p.pos);
@@ -271,15 +271,27 @@ fn crossed<F: Judged>(fence: &F, h: f64, l: Fix, p: Fix) -> bool {
         && fence.clear_of_boundary(l.pos, h)
 }
 
+/// Whether the step is at least `m` long (by `step_m`). Most steps are far shorter than any
+/// fence's crossing length, and a bound with no trigonometry says so: along a meridian and
+/// then a parallel is never shorter than the great circle, and is at most R·(|Δφ| + |Δλ|).
+fn step_at_least(a: LatLon, b: LatLon, m: f64) -> bool {
+    let dlat = (b.lat() - a.lat()).abs();
+    let dlon = (b.lon() - a.lon()).abs();
+    let dlon = dlon.min(360.0 - dlon);
+    let longest = EARTH_RADIUS_M * (dlat + dlon).to_radians() * (1.0 + 1e-9);
+    longest >= m && step_m(a, b) >= m
+}
+
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
 /// A step's length in metres, on a sphere (plenty for "is it longer than 30 m"), never more
 /// than the ellipsoid's by over 0.5 %.
 fn step_m(a: LatLon, b: LatLon) -> f64 {
-    const R: f64 = 6_371_008.8;
     let (la, lb) = (a.lat().to_radians(), b.lat().to_radians());
     let dlat = lb - la;
     let dlon = (b.lon() - a.lon()).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + la.cos() * lb.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * R * h.sqrt().min(1.0).asin()
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
 }
 
 /// Halfway along the step, in time and (lon/lat, which is what a short step is) in place.

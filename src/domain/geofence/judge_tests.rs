@@ -306,3 +306,29 @@ fn vague_points_are_ignored_and_an_unknown_fence_keeps_its_state() {
     assert_eq!(gone.events, vec![]);
     assert!(gone.changed.is_empty());
 }
+
+#[test]
+fn the_cheap_step_bound_answers_as_the_haversine_does() {
+    let mut rng = crate::test_rng::Rng(0x1f2e_3d4c_5b6a_7988);
+    let mut longer = 0;
+    for i in 0..20_000 {
+        let lat = -89.0 + 178.0 * rng.next();
+        let lon = -180.0 + 360.0 * rng.next();
+        // Steps from a millimetre to ~100 km, some across 180°.
+        let d = 1e-8 * 10f64.powf(7.0 * rng.next());
+        let a = LatLon::new(lat, lon).unwrap();
+        let blon = lon + d * (rng.next() - 0.5);
+        let blon = if blon > 180.0 {
+            blon - 360.0
+        } else if blon < -180.0 {
+            blon + 360.0
+        } else {
+            blon
+        };
+        let b = LatLon::new((lat + d * (rng.next() - 0.5)).clamp(-90.0, 90.0), blon).unwrap();
+        let m = [0.0, 1.0, 30.0, 500.0][i % 4];
+        assert_eq!(step_at_least(a, b, m), step_m(a, b) >= m, "{a:?} {b:?} {m}");
+        longer += usize::from(step_m(a, b) >= m);
+    }
+    assert!((2_000..18_000).contains(&longer), "{longer}");
+}
