@@ -155,8 +155,14 @@ impl Edges {
         if self.bands == 1 {
             return 0;
         }
-        let k = ((y - self.south) * self.per_deg).floor();
-        (k.max(0.0) as usize).min(self.bands - 1)
+        // Truncation is the floor for k ≥ 0 (and `f64::floor` a library call on baseline
+        // x86-64); below the fence, and for NaN, band 0.
+        let k = (y - self.south) * self.per_deg;
+        if k > 0.0 {
+            (k as usize).min(self.bands - 1)
+        } else {
+            0
+        }
     }
 
     fn band(&self, k: usize) -> &[u32] {

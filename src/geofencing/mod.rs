@@ -18,6 +18,7 @@
 mod compiled;
 mod edges;
 pub mod feed;
+mod grid;
 mod index;
 mod metric;
 mod pooled;

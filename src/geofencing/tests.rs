@@ -329,3 +329,63 @@ fn near_and_along_grow_boxes_by_metres_across_180_and_near_the_pole() {
 
 #[path = "distance_tests.rs"]
 mod distance;
+
+/// The grid (small boxes, small queries) and the large-box tree beside it answer exactly as the
+/// full tree: each box once, through edits, for fences from 20 m to 50 km and queries from a
+/// point to a few kilometres, near cell borders and across 180°.
+#[test]
+fn the_grid_answers_as_the_tree_does() {
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    let mut index = FenceIndex::default();
+    let place = |rng: &mut Rng, id: u128| {
+        let size = 0.0002 * 10f64.powf(2.5 * rng.next());
+        let (x, y) = if id.is_multiple_of(10) {
+            (179.9 + 0.2 * rng.next(), 10.0 + 0.2 * rng.next())
+        } else {
+            (10.0 + 0.5 * rng.next(), 60.0 + 0.3 * rng.next())
+        };
+        let x = if x > 180.0 { x - 360.0 } else { x };
+        Arc::new(polygon(id, &[square(x.min(180.0 - size), y, size)]))
+    };
+    for id in 0..3_000u128 {
+        index.insert(place(&mut rng, id));
+    }
+    for id in (0..3_000u128).step_by(3) {
+        assert!(index.remove(Uuid::from_u128(id)));
+    }
+    for id in (0..3_000u128).step_by(7) {
+        index.insert(place(&mut rng, id));
+    }
+    let sorted = |mut v: Vec<([f64; 4], Uuid)>| {
+        v.sort_by(|a, b| (a.1, a.0.map(f64::to_bits)).cmp(&(b.1, b.0.map(f64::to_bits))));
+        v
+    };
+    let mut found = 0;
+    for i in 0..5_000u32 {
+        let size = if i % 5 == 0 {
+            0.0
+        } else {
+            0.00001 * 10f64.powf(3.5 * rng.next())
+        };
+        let (x, y) = if i.is_multiple_of(10) {
+            (179.9 + 0.1 * rng.next(), 10.0 + 0.2 * rng.next())
+        } else {
+            // Snapped to cell borders now and then.
+            let x = 10.0 + 0.5 * rng.next();
+            let y = 60.0 + 0.3 * rng.next();
+            match i % 3 {
+                0 => ((x * 100.0).round() / 100.0, (y * 100.0).round() / 100.0),
+                _ => (x, y),
+            }
+        };
+        let q = [x, y, (x + size).min(180.0), y + size];
+        let want = sorted(index.tree_meeting(q));
+        let got = sorted(index.meeting(q));
+        assert_eq!(got, want, "{q:?}");
+        found += want.len();
+    }
+    assert!(
+        found > 5_000,
+        "{found} boxes found: the queries must meet fences"
+    );
+}
