@@ -1,6 +1,5 @@
 //! Every fence in memory, found by box: an R*-tree over the fences' bounding boxes (a fence
-//! with several boxes has several entries), a grid of the small boxes for small queries (see
-//! `grid`) with a second tree of the large ones beside it, and a map by id for edits.
+//! with several boxes has several entries) and a map by id for edits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +7,6 @@ use std::sync::Arc;
 use rstar::{RTree, RTreeObject, AABB};
 use uuid::Uuid;
 
-use super::grid::{Area, Grid};
 use super::metric::margin_deg;
 use super::CompiledFence;
 use crate::domain::geofence::LonLatBox;
@@ -38,7 +36,7 @@ impl Indexed for CompiledFence {
 /// One box of one fence. The slot carries the fence itself, so a query reaches the fence
 /// without a map lookup per candidate.
 struct Slot<T> {
-    area: Area,
+    bbox: AABB<[f64; 2]>,
     fence: Arc<T>,
 }
 
@@ -46,7 +44,7 @@ struct Slot<T> {
 /// led it there.
 impl<T: Indexed> PartialEq for Slot<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.fence.id() == other.fence.id() && self.area == other.area
+        self.fence.id() == other.fence.id() && self.bbox == other.bbox
     }
 }
 
@@ -54,14 +52,13 @@ impl<T> RTreeObject for Slot<T> {
     type Envelope = AABB<[f64; 2]>;
 
     fn envelope(&self) -> Self::Envelope {
-        let [w, s, e, n] = self.area;
-        AABB::from_corners([w, s], [e, n])
+        self.bbox
     }
 }
 
 fn slots<T: Indexed>(fence: &Arc<T>) -> impl Iterator<Item = Slot<T>> + '_ {
     fence.bounds().iter().map(|b| Slot {
-        area: [b.west, b.south, b.east, b.north],
+        bbox: AABB::from_corners([b.west, b.south], [b.east, b.north]),
         fence: Arc::clone(fence),
     })
 }
@@ -72,12 +69,7 @@ fn slots<T: Indexed>(fence: &Arc<T>) -> impl Iterator<Item = Slot<T>> + '_ {
 /// readers share it behind a lock or a swap. Editing one fence is a few tree operations
 /// (O(log n)); a full reload is a bulk load.
 pub struct FenceIndex<T = CompiledFence> {
-    /// Every box.
     tree: RTree<Slot<T>>,
-    /// The small boxes, for small queries...
-    grid: Grid<T>,
-    /// ...and the rest, which such a query asks too.
-    large: RTree<Slot<T>>,
     by_id: HashMap<Uuid, Arc<T>>,
 }
 
@@ -85,8 +77,6 @@ impl<T> Default for FenceIndex<T> {
     fn default() -> Self {
         Self {
             tree: RTree::new(),
-            grid: Grid::default(),
-            large: RTree::new(),
             by_id: HashMap::new(),
         }
     }
@@ -103,21 +93,8 @@ impl<T: Indexed> FenceIndex<T> {
     /// A repeated id keeps its last fence.
     pub fn from_fences(fences: impl IntoIterator<Item = Arc<T>>) -> Self {
         let by_id: HashMap<Uuid, Arc<T>> = fences.into_iter().map(|f| (f.id(), f)).collect();
-        let mut grid = Grid::default();
-        let mut large = Vec::new();
-        for s in by_id.values().flat_map(slots) {
-            match Grid::<T>::fits(&s.area) {
-                true => grid.file(s.area, &s.fence),
-                false => large.push(s),
-            }
-        }
         let tree = RTree::bulk_load(by_id.values().flat_map(slots).collect());
-        FenceIndex {
-            tree,
-            grid,
-            large: RTree::bulk_load(large),
-            by_id,
-        }
+        FenceIndex { tree, by_id }
     }
 
     /// Adds a fence, replacing any fence with its id.
@@ -126,13 +103,6 @@ impl<T: Indexed> FenceIndex<T> {
         // match (same id, same box) and the new slot could be the one removed.
         self.remove(fence.id());
         for e in slots(&fence) {
-            match Grid::<T>::fits(&e.area) {
-                true => self.grid.file(e.area, &fence),
-                false => self.large.insert(Slot {
-                    area: e.area,
-                    fence: Arc::clone(&fence),
-                }),
-            }
             self.tree.insert(e);
         }
         self.by_id.insert(fence.id(), fence);
@@ -144,12 +114,6 @@ impl<T: Indexed> FenceIndex<T> {
             return false;
         };
         for e in slots(&old) {
-            match Grid::<T>::fits(&e.area) {
-                true => self.grid.unfile(e.area, id),
-                false => {
-                    self.large.remove(&e);
-                }
-            }
             self.tree.remove(&e);
         }
         true
@@ -176,8 +140,14 @@ impl<T: Indexed> FenceIndex<T> {
     /// The fences containing `p` (boundary included, as PostGIS answers), sorted by id, each
     /// once.
     pub fn containing(&self, p: LatLon) -> Vec<&T> {
-        let mut hits = Vec::new();
-        self.collect_around([p.lon(), p.lat(), p.lon(), p.lat()], 0.0, &mut hits);
+        let at = AABB::from_point([p.lon(), p.lat()]);
+        let mut hits: Vec<&T> = self
+            .tree
+            .locate_in_envelope_intersecting(&at)
+            .map(|e| &*e.fence)
+            .collect();
+        hits.sort_unstable_by_key(|f| f.id());
+        hits.dedup_by_key(|f| f.id());
         hits.retain(|f| f.contains(p));
         hits
     }
@@ -203,66 +173,33 @@ impl<T: Indexed> FenceIndex<T> {
         self.collect_around([west, south, east, north], margin_m, out);
     }
 
-    /// Fences meeting `[west, south, east, north]` grown by `margin_m`, sorted by id, each once.
-    pub(super) fn collect_around<'a>(&'a self, b: Area, margin_m: f64, out: &mut Vec<&'a T>) {
-        self.visit_around(b, margin_m, |_, f| out.push(f));
-        if out.len() > 1 {
-            out.sort_unstable_by_key(|f| f.id());
-            out.dedup_by_key(|f| f.id());
-        }
-    }
-
-    /// Calls `f` with each box (and its fence) meeting `[west, south, east, north]` grown by
-    /// `margin_m`: one query box, or two when the growth runs past ±180°. A fence with several
-    /// boxes may be met more than once.
-    pub(super) fn visit_around<'a>(
-        &'a self,
-        b: Area,
-        margin_m: f64,
-        mut f: impl FnMut(&'a Area, &'a T),
-    ) {
+    /// Fences meeting `[west, south, east, north]` grown by `margin_m`: one query box, or two
+    /// when the growth runs past ±180°.
+    pub(super) fn collect_around<'a>(&'a self, b: [f64; 4], margin_m: f64, out: &mut Vec<&'a T>) {
         let (dlon, dlat) = margin_deg(margin_m, b[1], b[3]);
         let (south, north) = ((b[1] - dlat).max(-90.0), (b[3] + dlat).min(90.0));
         let (west, east) = match dlon {
             Some(d) => (b[0] - d, b[2] + d),
             None => (-180.0, 180.0),
         };
-        let mut visit = |w: f64, e: f64| {
-            let q = [w, south, e, north];
-            let tree = match Grid::<T>::answers(&q) {
-                true => {
-                    self.grid.visit(&q, &mut f);
-                    &self.large
-                }
-                false => &self.tree,
-            };
-            let envelope = AABB::from_corners([w, south], [e, north]);
-            for s in tree.locate_in_envelope_intersecting(&envelope) {
-                f(&s.area, &s.fence);
-            }
+        let mut add = |w: f64, e: f64| {
+            let q = AABB::from_corners([w, south], [e, north]);
+            out.extend(
+                self.tree
+                    .locate_in_envelope_intersecting(&q)
+                    .map(|e| &*e.fence),
+            );
         };
-        visit(west.max(-180.0), east.min(180.0));
+        add(west.max(-180.0), east.min(180.0));
         if west < -180.0 {
-            visit(west + 360.0, 180.0);
+            add(west + 360.0, 180.0);
         }
         if east > 180.0 {
-            visit(-180.0, east - 360.0);
+            add(-180.0, east - 360.0);
         }
-    }
-
-    /// The boxes meeting `q`, by the full tree alone: what the grid must agree with.
-    #[cfg(test)]
-    pub(super) fn tree_meeting(&self, q: Area) -> Vec<(Area, Uuid)> {
-        let envelope = AABB::from_corners([q[0], q[1]], [q[2], q[3]]);
-        let found = self.tree.locate_in_envelope_intersecting(&envelope);
-        found.map(|s| (s.area, s.fence.id())).collect()
-    }
-
-    /// The boxes meeting `q` as queries find them (grid and large-box tree for a small `q`).
-    #[cfg(test)]
-    pub(super) fn meeting(&self, q: Area) -> Vec<(Area, Uuid)> {
-        let mut found = Vec::new();
-        self.visit_around(q, 0.0, |a, f| found.push((*a, f.id())));
-        found
+        if out.len() > 1 {
+            out.sort_unstable_by_key(|f| f.id());
+            out.dedup_by_key(|f| f.id());
+        }
     }
 }

@@ -18,7 +18,6 @@
 mod compiled;
 mod edges;
 pub mod feed;
-mod grid;
 mod index;
 mod metric;
 mod pooled;

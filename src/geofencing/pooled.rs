@@ -5,24 +5,27 @@
 
 use uuid::Uuid;
 
-use super::grid::{meets, Area};
+use super::index::Indexed;
 use super::metric::margin_deg;
 use super::{Fenced, Set};
 use crate::domain::geofence::judge::Fences;
+use crate::domain::geofence::LonLatBox;
 use crate::domain::LatLon;
 
 /// Fixes spread wider than this (degrees, ~5 km) are not pooled: the pool would hold fences
 /// that most fixes are nowhere near.
 const MAX_SPAN_DEG: f64 = 0.05;
 
+/// `[west, south, east, north]`, closed.
+type Area = [f64; 4];
+
 /// The set, as seen from one vehicle's fixes (`Set::pooled`).
 pub struct Pooled<'s> {
     set: &'s Set,
     /// What the pool covers: any fence with a box meeting it is in `pool`.
     cover: Option<Area>,
-    /// Each box meeting the cover, with its fence: a fence is picked by its box without
-    /// reading the fence.
-    pool: Vec<(&'s Area, &'s Fenced)>,
+    /// Sorted by id, each once.
+    pool: Vec<&'s Fenced>,
 }
 
 impl Set {
@@ -57,27 +60,29 @@ impl Set {
         if cover[0] < -180.0 || cover[2] > 180.0 || cover[1] < -90.0 || cover[3] > 90.0 {
             return pooled;
         }
-        let pool = &mut pooled.pool;
-        self.index
-            .visit_around(b, margin, |area, f| pool.push((area, f)));
+        self.index.collect_around(b, margin, &mut pooled.pool);
         pooled.cover = Some(cover);
         pooled
     }
 }
 
 impl Pooled<'_> {
-    /// The pool's fences with a box meeting `q` (a fence with several such boxes more than
-    /// once), if the pool covers `q`.
+    /// The pool's fences with a box meeting `q`, if the pool covers `q`.
     fn answer(&self, q: Area) -> Option<impl Iterator<Item = &Fenced> + '_> {
         let c = self.cover?;
         let covered = q[0] >= c[0] && q[1] >= c[1] && q[2] <= c[2] && q[3] <= c[3];
         covered.then(|| {
             self.pool
                 .iter()
-                .filter(move |(area, _)| meets(area, &q))
-                .map(|(_, f)| *f)
+                .copied()
+                .filter(move |f| f.bounds().iter().any(|b| meets(b, q)))
         })
     }
+}
+
+/// Closed boxes meet, as the tree's `locate_in_envelope_intersecting` counts it.
+fn meets(b: &LonLatBox, q: Area) -> bool {
+    b.west <= q[2] && b.east >= q[0] && b.south <= q[3] && b.north >= q[1]
 }
 
 impl<'p> Fences for Pooled<'p> {
