@@ -153,6 +153,7 @@ impl Pipeline {
             health: WriterHealth::new(readiness),
             track_late: settings.rollup.track_late,
             fences,
+            known: Arc::default(),
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)

@@ -26,7 +26,8 @@ use crate::geofencing::Geofences;
 use crate::observability::{self, BatchReport};
 use crate::store::copy::CopyBuffer;
 use crate::store::dead_letters::DeadLetter;
-use crate::store::geofence_state::{Decided, Prior};
+use crate::store::geofence_state::{Decided, Judging, Prior};
+use crate::store::known_states::KnownStates;
 use crate::store::live::Watched;
 use crate::store::partitions::Partitions;
 use crate::store::prepared::Session;
@@ -53,6 +54,8 @@ pub struct Writer {
     pub track_late: bool,
     /// This node's fences: each batch's points are judged against them in its transaction.
     pub fences: Arc<Geofences>,
+    /// Vehicles' fence states as this node's writers last committed them.
+    pub known: Arc<KnownStates>,
 }
 
 /// One writer task's own state: its connection, and which writer it is (for readiness).
@@ -173,11 +176,12 @@ impl Writer {
         let judge = points
             .as_ref()
             .map(|points| move |prior: &Prior| fencing::judge(fences, prior, points));
-        let judge = judge
-            .as_ref()
-            .map(|j| j as &(dyn Fn(&Prior) -> Decided + Send + Sync));
+        let judging = judge.as_ref().map(|j| Judging {
+            judge: j as &(dyn Fn(&Prior) -> Decided + Send + Sync),
+            known: &self.known,
+        });
         let written =
-            tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(session, &prepared, judge))
+            tokio::time::timeout(WRITE_TIMEOUT, telemetry::write(session, &prepared, judging))
                 .await
                 .map_err(|_| StoreError::Timeout(WRITE_TIMEOUT))??;
         observe_commit(batch, &vehicles, &prepared);

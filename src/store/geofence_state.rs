@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::known_states::{KnownStates, States};
 use super::prepared::Prepared;
 use super::StoreError;
 use crate::domain::geofence::judge::{FenceState, Fix, Raised};
@@ -29,7 +30,7 @@ pub struct Prior {
     /// each with its latest point before this batch, if it had one.
     pub moved: HashMap<Uuid, Option<Fix>>,
     /// Each vehicle's fence states, by fence.
-    pub states: HashMap<Uuid, HashMap<Uuid, FenceState>>,
+    pub states: HashMap<Uuid, States>,
 }
 
 /// What judging a batch decided.
@@ -52,16 +53,47 @@ pub struct NewEvent {
 /// Judges a batch given what it starts from (ingest supplies it: the fence index lives there).
 pub type Judge<'a> = &'a (dyn Fn(&Prior) -> Decided + Send + Sync);
 
+/// What a batch's transaction judges with: the judging, and the states this node remembers.
+#[derive(Clone, Copy)]
+pub struct Judging<'a> {
+    pub judge: Judge<'a>,
+    pub known: &'a KnownStates,
+}
+
+/// Each moved vehicle's states after `decided`, with the point its row now holds: what the
+/// node remembers once the transaction commits.
+pub fn after(
+    prior: Prior,
+    decided: &Decided,
+    at: impl Fn(Uuid) -> Option<Fix>,
+) -> Vec<(Uuid, Fix, States)> {
+    let Prior { moved, mut states } = prior;
+    for (vehicle, fence, state) in &decided.changed {
+        let held = states.entry(*vehicle).or_default();
+        match state {
+            Some(s) => held.insert(*fence, *s),
+            None => held.remove(fence),
+        };
+    }
+    moved
+        .into_keys()
+        .filter_map(|v| Some((v, at(v)?, states.remove(&v).unwrap_or_default())))
+        .collect()
+}
+
 /// Reads the fence states of `vehicles`. Sent right after the position upsert on the same
 /// transaction (pipelined), so it runs once the vehicles' rows are locked.
 pub async fn read(
     tx: &Transaction<'_>,
     prepared: &Prepared,
     vehicles: &[Uuid],
-) -> Result<HashMap<Uuid, HashMap<Uuid, FenceState>>, StoreError> {
+) -> Result<HashMap<Uuid, States>, StoreError> {
+    if vehicles.is_empty() {
+        return Ok(HashMap::new());
+    }
     let statement = prepared.get(tx, READ).await?;
     let rows = tx.query(&statement, &[&vehicles]).await?;
-    let mut states: HashMap<Uuid, HashMap<Uuid, FenceState>> = HashMap::new();
+    let mut states: HashMap<Uuid, States> = HashMap::new();
     for r in rows {
         let streak_ts: Option<DateTime<Utc>> = r.get(6);
         let streak_first = streak_ts

@@ -13,6 +13,7 @@ pub mod geofence_events;
 pub mod geofence_state;
 pub mod geofences;
 pub mod jobs;
+pub mod known_states;
 pub mod live;
 pub mod maintenance;
 pub mod migrate;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::prepared::Prepared;
 use super::{live, StoreError};
+use crate::domain::geofence::judge::Fix;
 use crate::domain::{LatLon, Point, Timestamp};
 
 /// One row per vehicle: the newest point of the batch. Kept sorted by vehicle id so that
@@ -29,6 +30,15 @@ impl Latest {
 
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// The point the batch stores as `vehicle`'s position, if it has one.
+    pub fn fix(&self, vehicle: Uuid) -> Option<Fix> {
+        let (p, _) = self.rows.get(&vehicle)?;
+        Some(Fix {
+            ts: p.ts,
+            pos: p.position,
+        })
     }
 
     /// The batch's vehicles, in id order.

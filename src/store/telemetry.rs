@@ -5,17 +5,18 @@
 //! the `(vehicle_id, ts)` key we redo the batch through a staging table with
 //! `ON CONFLICT DO NOTHING`: exactly-once effect over at-least-once delivery.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt};
 use tokio_postgres::Transaction;
+use uuid::Uuid;
 
 use super::copy::COLUMNS;
 use super::dead_letters::{self, DeadLetter};
-use super::geofence_state::{self, Judge, Prior};
+use super::geofence_state::{self, Judging, Prior};
 use super::positions::{self, Latest};
-use super::prepared::Session;
+use super::prepared::{Prepared, Session};
 use super::rollups;
 use super::StoreError;
 use crate::domain::geofence::judge::Fix;
@@ -52,17 +53,17 @@ enum Path {
     Staging,
 }
 
-/// Writes the batch; with `judge`, also judges its points against the geofences (see
+/// Writes the batch; with `judging`, also judges its points against the geofences (see
 /// `geofence_state`) in the same transaction, before the latest positions move.
 pub async fn write(
     session: &mut Session,
     batch: &PreparedBatch,
-    judge: Option<Judge<'_>>,
+    judging: Option<Judging<'_>>,
 ) -> Result<Written, StoreError> {
-    match attempt(session, batch, Path::Copy, judge).await {
+    match attempt(session, batch, Path::Copy, judging).await {
         Err(e) if e.is_unique_violation() => {
             tracing::debug!("batch overlaps stored rows, retrying through staging");
-            attempt(session, batch, Path::Staging, judge).await
+            attempt(session, batch, Path::Staging, judging).await
         }
         other => other,
     }
@@ -72,7 +73,7 @@ async fn attempt(
     session: &mut Session,
     batch: &PreparedBatch,
     path: Path,
-    judge: Option<Judge<'_>>,
+    judging: Option<Judging<'_>>,
 ) -> Result<Written, StoreError> {
     let Session { client, prepared } = session;
     let prepared = &*prepared;
@@ -99,28 +100,17 @@ async fn attempt(
             tx.execute(sql.as_str(), &[]).await?
         }
     };
-    let events = match judge {
+    let (events, remember) = match judging {
         None => {
             positions::upsert(&tx, prepared, &batch.latest, &batch.notices, false).await?;
-            0
+            (0, Vec::new())
         }
-        Some(judge) => {
-            // One round trip: the upsert locks the vehicles' rows and says where each was; the
-            // states are read behind it.
-            let vehicles = batch.latest.vehicles();
-            let (moved, states) = futures_util::future::try_join(
-                positions::upsert(&tx, prepared, &batch.latest, &batch.notices, true),
-                geofence_state::read(&tx, prepared, &vehicles),
-            )
-            .await?;
-            let prior = Prior {
-                moved: moved
-                    .into_iter()
-                    .map(|(v, prev)| (v, prev.map(|(ts, pos)| Fix { ts, pos })))
-                    .collect(),
-                states,
-            };
-            geofence_state::write(&tx, prepared, &judge(&prior)).await?
+        Some(judging) => {
+            let prior = prior(&tx, prepared, batch, judging).await?;
+            let decided = (judging.judge)(&prior);
+            let events = geofence_state::write(&tx, prepared, &decided).await?;
+            let at = |v| batch.latest.fix(v);
+            (events, geofence_state::after(prior, &decided, at))
         }
     };
     if !batch.maybe_late.is_empty() {
@@ -129,12 +119,54 @@ async fn attempt(
     }
     let dead = dead_letters::insert(&tx, &batch.dead_letters).await?;
     tx.commit().await?;
+    if let Some(judging) = judging {
+        judging.known.remember(remember);
+    }
     Ok(Written {
         stored,
         duplicates: batch.rows - stored,
         dead_letters: dead,
         events,
     })
+}
+
+/// What judging starts from: the moved vehicles' previous points, and their states — from the
+/// node's memory where the row still held the point remembered, otherwise read. One round
+/// trip: the upsert locks the vehicles' rows and says where each was, the states of vehicles
+/// not remembered are read behind it; a second only for remembered vehicles another node (or
+/// a lost commit) moved since.
+async fn prior(
+    tx: &Transaction<'_>,
+    prepared: &Prepared,
+    batch: &PreparedBatch,
+    judging: Judging<'_>,
+) -> Result<Prior, StoreError> {
+    let vehicles = batch.latest.vehicles();
+    let (mut known, unknown) = judging.known.recall(&vehicles);
+    let (moved, mut states) = futures_util::future::try_join(
+        positions::upsert(tx, prepared, &batch.latest, &batch.notices, true),
+        geofence_state::read(tx, prepared, &unknown),
+    )
+    .await?;
+    let moved: HashMap<Uuid, Option<Fix>> = moved
+        .into_iter()
+        .map(|(v, prev)| (v, prev.map(|(ts, pos)| Fix { ts, pos })))
+        .collect();
+    let mut stale = Vec::new();
+    for (v, prev) in &moved {
+        match known.remove(v) {
+            Some((at, held)) if Some(at) == *prev => {
+                states.insert(*v, held);
+            }
+            Some(_) => stale.push(*v),
+            None => {}
+        }
+    }
+    if !stale.is_empty() {
+        states.extend(geofence_state::read(tx, prepared, &stale).await?);
+    }
+    states.retain(|_, held| !held.is_empty());
+    Ok(Prior { moved, states })
 }
 
 async fn copy_in(tx: &Transaction<'_>, sql: &str, data: Bytes) -> Result<u64, StoreError> {

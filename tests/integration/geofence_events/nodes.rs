@@ -1,5 +1,6 @@
 //! More than one node, and nodes that stop: a fence changed through another node takes effect
-//! in this node's judging; a restart between two points neither repeats nor misses an event
+//! in this node's judging; a vehicle judged by two nodes in turn is judged from what the other
+//! committed, not from what this node remembers; a restart between two points neither repeats nor misses an event
 //! (the state, including a run of points not yet confirming, is in the database); a node
 //! killed between committing events and delivering them loses none — every event reaches the
 //! webhook receiver with its idempotency key, and MQTT.
@@ -26,8 +27,8 @@ async fn all_events(app: &TestApp) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 use crate::helpers::{
-    connect, fresh_database, mqtt_url, now_ms, spawn_app_with, spawn_node, test_env, wait_until,
-    Publisher, TestApp,
+    connect, fresh_database, mqtt_url, now_ms, spawn_app, spawn_app_with, spawn_node, test_env,
+    wait_until, Publisher, TestApp,
 };
 use crate::webhooks::receiver::Receiver;
 
@@ -92,6 +93,44 @@ async fn a_fence_created_and_moved_through_another_node_takes_effect_in_judging(
     a.wait_until("exit", || async { events_of(&a, vehicle).await.len() == 2 })
         .await;
     assert_eq!(kinds(&events_of(&a, vehicle).await), ["enter", "exit"]);
+}
+
+/// Node A remembers the vehicle inside, node B takes it out: A's next points must be judged
+/// from B's commit (outside, so a second enter), not from A's memory (inside, no event); and
+/// the same for B. The nodes share the database but not the topics, so each point goes to the
+/// node the test chose.
+#[tokio::test]
+async fn a_vehicle_judged_by_two_nodes_in_turn_is_judged_from_the_other_nodes_commit() {
+    let a = spawn_app().await;
+    let b = spawn_node(&a.db_url, &format!("{}b/", a.prefix), &[]).await;
+    let vehicle = a.register(&["van-7"]).await[0];
+    square(&a, "yard", (0.0, 0.0, 1000.0, 1000.0), json!({})).await;
+    for node in [&a, &b] {
+        let reader = node.client(Role::Analyst).await;
+        let (lon, lat) = at(500.0, 500.0);
+        let probe = format!("/v1/geofences?contains={lon},{lat}");
+        wait_until("both nodes know the fence", || async {
+            reader.get(&probe).await.1["items"]
+                .as_array()
+                .is_some_and(|i| i.len() == 1)
+        })
+        .await;
+    }
+    let t0 = now_ms() - 600_000;
+    let rounds = [(&a, 500.0), (&b, 5_000.0), (&a, 500.0), (&b, 5_000.0)];
+    for (k, (node, x)) in rounds.into_iter().enumerate() {
+        let s0 = 10 * k as i64;
+        let points: Vec<Value> = (s0..s0 + 3).map(|s| fix(t0, s, x, 500.0)).collect();
+        send(node, "van-7", &points).await;
+        a.wait_until("the round's event", || async {
+            events_of(&a, vehicle).await.len() == k + 1
+        })
+        .await;
+    }
+    assert_eq!(
+        kinds(&events_of(&a, vehicle).await),
+        ["enter", "exit", "enter", "exit"]
+    );
 }
 
 /// The real binary on the test's database and topics.
