@@ -19,14 +19,19 @@ use uuid::Uuid;
 
 use crate::domain::geofence::judge::{FenceState, Fix};
 
-/// Beyond this many vehicles the memory is dropped and refilled from reads (~100 bytes each).
+/// Beyond this many vehicles the memory is dropped and refilled from reads. An entry is ~70
+/// bytes, plus ~90 per state held (a vehicle is in one or two fences at a time).
 const MAX_VEHICLES: usize = 1_000_000;
 
+/// A vehicle's states, by fence.
 pub type States = HashMap<Uuid, FenceState>;
+
+/// A remembered vehicle, held compactly (a list, not a map): its stored point and its states.
+type Entry = (Fix, Box<[(Uuid, FenceState)]>);
 
 #[derive(Default)]
 pub struct KnownStates {
-    vehicles: Mutex<HashMap<Uuid, (Fix, States)>>,
+    vehicles: Mutex<HashMap<Uuid, Entry>>,
 }
 
 impl KnownStates {
@@ -38,8 +43,8 @@ impl KnownStates {
         let mut unknown = Vec::new();
         for v in vehicles {
             match known.get(v) {
-                Some(entry) => {
-                    found.insert(*v, entry.clone());
+                Some((at, states)) => {
+                    found.insert(*v, (*at, states.iter().copied().collect()));
                 }
                 None => unknown.push(*v),
             }
@@ -54,7 +59,65 @@ impl KnownStates {
             known.clear();
         }
         for (v, at, states) in committed {
-            known.insert(v, (at, states));
+            known.insert(v, (at, states.into_iter().collect()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LatLon, Timestamp};
+    use crate::store::geofence_state::{after, Decided, Prior};
+
+    fn fix(s: i64) -> Fix {
+        Fix {
+            ts: Timestamp::from_unix_micros(s * 1_000_000),
+            pos: LatLon::new(59.9, 10.7).unwrap(),
+        }
+    }
+
+    fn state(inside: bool, streak: u32) -> FenceState {
+        FenceState {
+            inside,
+            since: Timestamp::from_unix_micros(0),
+            dwelt: false,
+            streak,
+            streak_first: (streak > 0).then(|| fix(1)),
+        }
+    }
+
+    /// What a batch decided becomes what the node remembers of its moved vehicles: changes
+    /// applied (kept, written, deleted), with each one's new stored point; unmoved vehicles
+    /// are not touched, and recall hands back exactly that.
+    #[test]
+    fn committed_states_are_recalled_as_they_were_left() {
+        let (v1, v2, v3, f1, f2) = (
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(3),
+            Uuid::from_u128(10),
+            Uuid::from_u128(11),
+        );
+        let prior = Prior {
+            moved: HashMap::from([(v1, Some(fix(5))), (v2, None)]),
+            states: HashMap::from([(v1, HashMap::from([(f1, state(true, 0))]))]),
+        };
+        let decided = Decided {
+            changed: vec![
+                (v1, f1, None),
+                (v1, f2, Some(state(false, 2))),
+                (v2, f1, Some(state(true, 0))),
+            ],
+            events: Vec::new(),
+        };
+        let committed = after(prior, &decided, |v| (v != v3).then(|| fix(9)));
+        assert_eq!(committed.len(), 2);
+        let known = KnownStates::default();
+        known.remember(committed);
+        let (found, unknown) = known.recall(&[v1, v2, v3]);
+        assert_eq!(unknown, vec![v3]);
+        assert_eq!(found[&v1], (fix(9), HashMap::from([(f2, state(false, 2))])));
+        assert_eq!(found[&v2], (fix(9), HashMap::from([(f1, state(true, 0))])));
     }
 }
