@@ -124,7 +124,8 @@ pub fn judge<S: Fences>(
     points: &mut [(Fix, Option<f64>)],
 ) -> Judgement {
     points.sort_by_key(|(f, _)| f.ts);
-    let mut current = states.clone();
+    // A vehicle is in a fence or two at a time: a list searched in place beats hashing ids.
+    let mut current: Vec<(Uuid, FenceState)> = states.iter().map(|(f, s)| (*f, *s)).collect();
     let mut out = Judgement::default();
     let mut last = prev;
     let mut candidates: Vec<&S::Fence> = Vec::new();
@@ -144,7 +145,7 @@ pub fn judge<S: Fences>(
         // how it leaves). One this node does not know (deleted: the delete took its states
         // with it; or created a moment ago and not heard of yet) is left as it stands.
         let near = candidates.len();
-        for id in current.keys() {
+        for (id, _) in &current {
             if !candidates[..near].iter().any(|f| f.id() == *id) {
                 candidates.extend(fences.get(*id));
             }
@@ -159,18 +160,19 @@ pub fn judge<S: Fences>(
                 continue;
             }
             used = true;
-            let before = current
-                .get(&id)
-                .copied()
-                .unwrap_or_else(FenceState::outside);
+            let held = current.iter().position(|(f, _)| *f == id);
+            let before = held.map_or_else(FenceState::outside, |k| current[k].1);
             let after = step(fence, &settings, before, last, p, &mut out.events);
             if after != before {
                 out.changed
                     .insert(id, (!after.is_resting()).then_some(after));
-                if after.is_resting() {
-                    current.remove(&id);
-                } else {
-                    current.insert(id, after);
+                match (held, after.is_resting()) {
+                    (Some(k), true) => {
+                        current.swap_remove(k);
+                    }
+                    (Some(k), false) => current[k].1 = after,
+                    (None, true) => {}
+                    (None, false) => current.push((id, after)),
                 }
             }
         }
