@@ -58,8 +58,9 @@ fn signed_distance_is_metres_to_the_boundary_positive_inside() {
     assert!(d == 0.0 && d.is_sign_positive(), "{d}");
 }
 
-#[test]
-fn a_fence_split_at_180_has_no_boundary_along_the_seam() {
+/// A ~2 km square at 17.8°S stored as two polygons meeting along 180° (as a fence across the
+/// antimeridian is split).
+fn split_at_180(id: u128) -> CompiledFence {
     let east = vec![
         [179.99, -17.81],
         [180.0, -17.81],
@@ -71,7 +72,12 @@ fn a_fence_split_at_180_has_no_boundary_along_the_seam() {
         .iter()
         .map(|p| [-180.0 - (p[0] - 180.0), p[1]])
         .collect();
-    let f = multi(1, &[vec![east], vec![west]]);
+    multi(id, &[vec![east], vec![west]])
+}
+
+#[test]
+fn a_fence_split_at_180_has_no_boundary_along_the_seam() {
+    let f = split_at_180(1);
     // ~1.06 km each side of the seam, ~1.1 km north and south: 1 m from 180° is ~1 km inside.
     for lon in [179.99999, -179.99999, 180.0] {
         let d = f.signed_distance_m(ll(lon, -17.8), 5_000.0);
@@ -123,18 +129,7 @@ fn clear_of_boundary_agrees_with_the_signed_distance() {
     }
     assert!(checked.iter().all(|n| *n > 5_000), "{checked:?}");
 
-    let east = vec![
-        [179.99, -17.81],
-        [180.0, -17.81],
-        [180.0, -17.79],
-        [179.99, -17.79],
-        [179.99, -17.81],
-    ];
-    let west: Ring = east
-        .iter()
-        .map(|p| [-180.0 - (p[0] - 180.0), p[1]])
-        .collect();
-    let split = multi(4, &[vec![east], vec![west]]);
+    let split = split_at_180(4);
     // 1 m from 180° is ~1 km from any boundary: the seam is not one.
     assert!(split.clear_of_boundary(ll(179.99999, -17.8), 500.0));
     assert!(!split.clear_of_boundary(ll(179.99999, -17.8), 1_500.0));
