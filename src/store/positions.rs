@@ -103,7 +103,7 @@ const UPSERT_RETURNING_PREVIOUS: &str = concat!(
 const NOTIFY: &str = "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n";
 
 /// What a vehicle's row held before this batch moved it: `None` for a vehicle new to the table.
-pub type Previous = Option<(Timestamp, LatLon)>;
+pub type Previous = Option<Fix>;
 
 /// Upserts the batch's latest positions and announces `notices` (see `Latest::notices`).
 /// With `previous`, returns what each moved vehicle's row held before (vehicles whose stored
@@ -153,7 +153,8 @@ pub async fn upsert(
                 let (lon, lat): (Option<f64>, Option<f64>) = (r.get(2), r.get(3));
                 let prev = at.zip(lon.zip(lat)).and_then(|(at, (lon, lat))| {
                     let pos = LatLon::new(lat, lon).ok()?;
-                    Some((Timestamp::from_unix_micros(at.timestamp_micros()), pos))
+                    let ts = Timestamp::from_unix_micros(at.timestamp_micros());
+                    Some(Fix { ts, pos })
                 });
                 (r.get(0), prev)
             })

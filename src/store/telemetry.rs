@@ -148,10 +148,7 @@ async fn prior(
         geofence_state::read(tx, prepared, &unknown),
     )
     .await?;
-    let moved: HashMap<Uuid, Option<Fix>> = moved
-        .into_iter()
-        .map(|(v, prev)| (v, prev.map(|(ts, pos)| Fix { ts, pos })))
-        .collect();
+    let moved: HashMap<Uuid, Option<Fix>> = moved.into_iter().collect();
     let mut stale = Vec::new();
     for (v, prev) in &moved {
         match known.remove(v) {

@@ -24,7 +24,7 @@ impl Edges {
     pub fn nearest_m(&self, p: Coord, reach_m: f64) -> f64 {
         let mut near = Nearest::new(p, reach_m);
         let offer = |near: &mut Nearest, i: u32| {
-            if self.seams.is_empty() || self.seams.binary_search(&i).is_err() {
+            if !self.is_seam(i) {
                 near.offer(self.edge(i));
             }
         };
@@ -63,7 +63,7 @@ impl Edges {
         let limit = m * (1.0 + 1e-9) + 1e-9;
         let near = |i: u32| {
             let (a, b) = self.edge(i);
-            (self.seams.is_empty() || self.seams.binary_search(&i).is_err())
+            !self.is_seam(i)
                 && !box_beyond(p, scale, (a, b), limit)
                 && segment_distance_2(p, a, b, scale) < m * m
         };
@@ -76,6 +76,11 @@ impl Edges {
         let dlat = limit / scale.y;
         let (from, to) = (self.band_of(p.y - dlat), self.band_of(p.y + dlat));
         (from..=to).any(|k| self.band(k).iter().any(|&i| near(i)))
+    }
+
+    /// Whether edge `i` lies along a 180° seam (not a boundary anyone crosses).
+    fn is_seam(&self, i: u32) -> bool {
+        !self.seams.is_empty() && self.seams.binary_search(&i).is_ok()
     }
 }
 
