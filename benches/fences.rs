@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meridian::domain::geofence::judge::{self, Fix};
 use meridian::domain::geofence::Fence;
 use meridian::domain::{LatLon, Timestamp};
-use meridian::geofencing::{CompiledFence, FenceIndex, Geofences};
+use meridian::geofencing::{CompiledFence, FenceIndex, Geofences, Neighbourhood};
 use meridian::store::geofences::Loaded;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -234,8 +234,13 @@ fn judging(c: &mut Criterion) {
             i = (i + 1) % trips.len();
             let (prev, fixes) = &trips[i];
             let mut fixes = fixes.clone();
-            // As ingest judges: from the fences around the vehicle's fixes.
-            let around = set.pooled(std::iter::once(prev.pos).chain(fixes.iter().map(|f| f.0.pos)));
+            // As ingest judges: from the fences around the vehicle's fixes (a neighbourhood
+            // taken afresh, as for a vehicle's first batch or one that moved out of its own).
+            let mut neighbourhood = Neighbourhood::default();
+            let around = neighbourhood.around(
+                &set,
+                std::iter::once(prev.pos).chain(fixes.iter().map(|f| f.0.pos)),
+            );
             black_box(
                 judge::judge(&around, Some(*prev), &none, &mut fixes)
                     .events

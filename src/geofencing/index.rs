@@ -2,6 +2,7 @@
 //! with several boxes has several entries) and a map by id for edits.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use rstar::{RTree, RTreeObject, AABB};
@@ -158,7 +159,7 @@ impl<T: Indexed> FenceIndex<T> {
     /// every longitude near a pole, and wraps at ±180°.
     pub fn near<'a>(&'a self, p: LatLon, margin_m: f64, out: &mut Vec<&'a T>) {
         let b = [p.lon(), p.lat(), p.lon(), p.lat()];
-        self.collect_around(b, margin_m, out);
+        self.collect_around(b, margin_m, out, |e| &**e);
     }
 
     /// Adds to `out` the fences whose boxes meet the box of the hop `a → b` grown by
@@ -170,12 +171,19 @@ impl<T: Indexed> FenceIndex<T> {
         }
         let (west, east) = (a.lon().min(b.lon()), a.lon().max(b.lon()));
         let (south, north) = (a.lat().min(b.lat()), a.lat().max(b.lat()));
-        self.collect_around([west, south, east, north], margin_m, out);
+        self.collect_around([west, south, east, north], margin_m, out, |e| &**e);
     }
 
     /// Fences meeting `[west, south, east, north]` grown by `margin_m`: one query box, or two
-    /// when the growth runs past ±180°.
-    pub(super) fn collect_around<'a>(&'a self, b: [f64; 4], margin_m: f64, out: &mut Vec<&'a T>) {
+    /// when the growth runs past ±180°. Each is added as `take` makes it (a reference, or a
+    /// counted one to keep).
+    pub(super) fn collect_around<'a, R: Deref<Target = T>>(
+        &'a self,
+        b: [f64; 4],
+        margin_m: f64,
+        out: &mut Vec<R>,
+        take: impl Fn(&'a Arc<T>) -> R,
+    ) {
         let (dlon, dlat) = margin_deg(margin_m, b[1], b[3]);
         let (south, north) = ((b[1] - dlat).max(-90.0), (b[3] + dlat).min(90.0));
         let (west, east) = match dlon {
@@ -187,7 +195,7 @@ impl<T: Indexed> FenceIndex<T> {
             out.extend(
                 self.tree
                     .locate_in_envelope_intersecting(&q)
-                    .map(|e| &*e.fence),
+                    .map(|e| take(&e.fence)),
             );
         };
         add(west.max(-180.0), east.min(180.0));

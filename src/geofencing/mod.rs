@@ -27,5 +27,5 @@ mod tests;
 
 pub use compiled::CompiledFence;
 pub use index::FenceIndex;
-pub use pooled::Pooled;
+pub use pooled::{Neighbourhood, Neighbourhoods, Pooled};
 pub use shared::{Entry, Fenced, Geofences, Set};

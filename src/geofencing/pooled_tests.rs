@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::domain::geofence::judge::{Fences, Judged};
 use crate::domain::geofence::Fence;
 use crate::domain::LatLon;
-use crate::geofencing::{Fenced, Geofences};
+use crate::geofencing::{Fenced, Geofences, Neighbourhood};
 use crate::store::geofences::Loaded;
 use crate::test_rng::Rng;
 
@@ -66,7 +66,8 @@ fn pooled_queries_answer_what_the_tree_answers() {
                 LatLon::new(y, x).unwrap()
             })
             .collect();
-        let pooled = set.pooled(fixes.iter().copied());
+        let mut neighbourhood = Neighbourhood::default();
+        let pooled = neighbourhood.around(&set, fixes.iter().copied());
         covered += usize::from(pooled.cover.is_some());
         for (k, p) in fixes.iter().enumerate() {
             let (mut want, mut got) = (Vec::new(), Vec::new());
@@ -88,5 +89,76 @@ fn pooled_queries_answer_what_the_tree_answers() {
     assert!(
         hits > 1000,
         "{hits} fences near the fixes: the test must meet fences"
+    );
+}
+
+/// A vehicle's neighbourhood kept from batch to batch: each batch is answered as the tree
+/// answers it, most without a walk; a fence created next to the vehicle (a new generation of
+/// the set) is in the very next batch's answers.
+#[test]
+fn a_kept_neighbourhood_answers_what_the_tree_answers_until_the_set_changes() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let fences = fences(&mut rng);
+    let (mut batches, mut walks, mut hits) = (0, 0, 0);
+    for trip in 0..200 {
+        let mut neighbourhood = Neighbourhood::default();
+        let (mut x, mut y) = (10.05 + 0.1 * rng.next(), 60.02 + 0.06 * rng.next());
+        let heading = std::f64::consts::TAU * rng.next();
+        // 10 m a fix (1 Hz at 36 km/h), ten fixes a batch, twenty batches.
+        let (dx, dy) = (
+            10.0 * heading.cos() / 55_800.0,
+            10.0 * heading.sin() / 111_400.0,
+        );
+        for batch in 0..20 {
+            let fixes: Vec<LatLon> = (0..10)
+                .map(|_| {
+                    (x, y) = (x + dx, y + dy);
+                    LatLon::new(y, x).unwrap()
+                })
+                .collect();
+            let set = fences.read();
+            let before = neighbourhood.cover.map(|c| (c, neighbourhood.generation));
+            let pooled = neighbourhood.around(&set, fixes.iter().copied());
+            assert!(pooled.cover.is_some(), "trip {trip}, batch {batch}: pooled");
+            batches += 1;
+            walks += usize::from(before != pooled.cover.map(|c| (c, set.generation())));
+            for p in &fixes {
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                set.near(*p, set.max_hysteresis_m(), &mut want);
+                pooled.near(*p, set.max_hysteresis_m(), &mut got);
+                assert_eq!(ids(&got), ids(&want), "trip {trip}, batch {batch}: near");
+                hits += want.len();
+            }
+        }
+        if trip % 20 == 0 {
+            // A fence around where the vehicle is now: the next batch must see it.
+            let h = 0.0005;
+            let id = 10_000 + trip as u128;
+            let ring = vec![
+                [x - h, y - h],
+                [x + h, y - h],
+                [x + h, y + h],
+                [x - h, y + h],
+                [x - h, y - h],
+            ];
+            fences.apply(Uuid::from_u128(id), Some(loaded(id, ring)));
+            let set = fences.read();
+            let p = LatLon::new(y + dy, x + dx).unwrap();
+            let pooled = neighbourhood.around(&set, [p]);
+            let mut got = Vec::new();
+            pooled.near(p, set.max_hysteresis_m(), &mut got);
+            assert!(
+                ids(&got).contains(&Uuid::from_u128(id)),
+                "trip {trip}: a fence created next to the vehicle is in its next answer"
+            );
+        }
+    }
+    assert!(
+        hits > 1000,
+        "{hits} fences near the fixes: the test must meet fences"
+    );
+    assert!(
+        walks * 2 < batches,
+        "{walks} tree walks for {batches} batches: the neighbourhood must be kept"
     );
 }

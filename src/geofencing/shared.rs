@@ -104,10 +104,15 @@ pub struct Set {
     pub(super) index: FenceIndex<Fenced>,
     max_hysteresis_m: f64,
     min_cross_m: f64,
+    /// Counts the set's changes: what a vehicle's neighbourhood was taken from is still the
+    /// set only while this is unchanged.
+    generation: u64,
 }
 
 impl Set {
+    /// After every change: the derived bounds, and a new generation.
     fn settle(&mut self) {
+        self.generation += 1;
         self.max_hysteresis_m = self
             .index
             .iter()
@@ -123,6 +128,10 @@ impl Set {
 
     pub fn len(&self) -> usize {
         self.index.len()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,13 +216,16 @@ impl Geofences {
     /// A full load: replaces everything.
     pub fn replace_all(&self, loaded: Vec<Loaded>) {
         let index = FenceIndex::from_fences(loaded.into_iter().map(Fenced::new));
+        let mut guard = self.write();
         let mut set = Set {
             index,
             max_hysteresis_m: 0.0,
             min_cross_m: 0.0,
+            generation: guard.generation,
         };
         set.settle();
-        let old = std::mem::replace(&mut *self.write(), set);
+        let old = std::mem::replace(&mut *guard, set);
+        drop(guard);
         drop(old);
         self.loaded.send_replace(true);
     }

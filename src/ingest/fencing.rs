@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::Message;
 use crate::domain::geofence::judge::{self, Fix};
-use crate::geofencing::Geofences;
+use crate::geofencing::{Geofences, Neighbourhoods};
 use crate::observability;
 use crate::store::geofence_state::{Decided, NewEvent, Prior};
 
@@ -42,20 +42,28 @@ pub fn fence_points(batch: &[Message], vehicles: &[Option<Uuid>]) -> FencePoints
     out
 }
 
-/// Judges every vehicle's points from what the transaction read (`prior`). Holds the fence
+/// Judges every vehicle's points from what the transaction read (`prior`), each from the
+/// fences around it (its neighbourhood, kept in `around` between batches). Holds the fence
 /// set's read lock for the whole batch (microseconds per point), never across an await.
-pub fn judge(fences: &Geofences, prior: &Prior, points: &FencePoints) -> Decided {
+pub fn judge(
+    fences: &Geofences,
+    around: &Neighbourhoods,
+    prior: &Prior,
+    points: &FencePoints,
+) -> Decided {
     let started = Instant::now();
+    // A vehicle the batch did not move has nothing newer than what was judged already.
+    let moved = points.keys().filter(|v| prior.moved.contains_key(v));
+    let mut neighbourhoods = around.take(moved.copied());
     let set = fences.read();
     let none = HashMap::new();
     let mut decided = Decided::default();
-    for (vehicle, (external_id, fixes)) in points {
-        // A vehicle the batch did not move has nothing newer than what was judged already.
-        let Some(&last) = prior.moved.get(vehicle) else {
-            continue;
-        };
+    for (vehicle, neighbourhood) in &mut neighbourhoods {
+        let (external_id, fixes) = &points[vehicle];
+        let last = prior.moved[vehicle];
         let states = prior.states.get(vehicle).unwrap_or(&none);
-        let around = set.pooled(
+        let around = neighbourhood.around(
+            &set,
             last.iter()
                 .chain(fixes.iter().map(|(f, _)| f))
                 .map(|f| f.pos),
@@ -73,6 +81,7 @@ pub fn judge(fences: &Geofences, prior: &Prior, points: &FencePoints) -> Decided
             }));
     }
     drop(set);
+    around.put_back(neighbourhoods);
     observability::geofence_judged(decided.events.len() as u64, started.elapsed());
     decided
 }

@@ -154,6 +154,7 @@ impl Pipeline {
             track_late: settings.rollup.track_late,
             fences,
             known: Arc::default(),
+            around: Arc::default(),
         });
         let batch_rx = Arc::new(Mutex::new(batch_rx));
         let writers = (0..settings.ingest.writers)

@@ -22,7 +22,7 @@ use super::mqtt::Delivery;
 use super::resolver::Resolver;
 use super::Message;
 use crate::domain::{Reason, Timestamp};
-use crate::geofencing::Geofences;
+use crate::geofencing::{Geofences, Neighbourhoods};
 use crate::observability::{self, BatchReport};
 use crate::store::copy::CopyBuffer;
 use crate::store::dead_letters::DeadLetter;
@@ -56,6 +56,8 @@ pub struct Writer {
     pub fences: Arc<Geofences>,
     /// Vehicles' fence states as this node's writers last committed them.
     pub known: Arc<KnownStates>,
+    /// The fences around each vehicle's last points, for judging its next.
+    pub around: Arc<Neighbourhoods>,
 }
 
 /// One writer task's own state: its connection, and which writer it is (for readiness).
@@ -172,10 +174,10 @@ impl Writer {
             .ensure(client, prepared.days.iter().copied())
             .await?;
         let points = (!self.fences.read().is_empty()).then(|| fence_points(batch, &vehicles));
-        let fences = &self.fences;
+        let (fences, around) = (&self.fences, &self.around);
         let judge = points
             .as_ref()
-            .map(|points| move |prior: &Prior| fencing::judge(fences, prior, points));
+            .map(|points| move |prior: &Prior| fencing::judge(fences, around, prior, points));
         let judging = judge.as_ref().map(|j| Judging {
             judge: j as &(dyn Fn(&Prior) -> Decided + Send + Sync),
             known: &self.known,

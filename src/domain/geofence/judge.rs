@@ -150,8 +150,9 @@ pub fn judge<S: Fences>(
                 candidates.extend(fences.get(*id));
             }
         }
-        candidates.sort_unstable_by_key(|f| f.id());
-        candidates.dedup_by_key(|f| f.id());
+        // By id as one integer (the order of the id's bytes, without comparing them one by one).
+        candidates.sort_unstable_by_key(|f| f.id().as_u128());
+        candidates.dedup_by_key(|f| f.id().as_u128());
         let mut used = false;
         for &fence in &candidates {
             let id = fence.id();
