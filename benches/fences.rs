@@ -8,14 +8,17 @@
 use std::f64::consts::TAU;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use meridian::domain::geofence::judge::{self, Fix};
+use meridian::domain::geofence::judge::{self, FenceState, Fix};
 use meridian::domain::geofence::Fence;
 use meridian::domain::{LatLon, Timestamp};
-use meridian::geofencing::{CompiledFence, FenceIndex, Geofences, Neighbourhood};
+use meridian::geofencing::{CompiledFence, FenceIndex, Geofences, Neighbourhood, Neighbourhoods};
+use meridian::ingest::fencing::{self, FencePoints};
+use meridian::store::geofence_state::Prior;
 use meridian::store::geofences::Loaded;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -193,21 +196,7 @@ type Trip = (Fix, Vec<(Fix, Option<f64>)>);
 /// distances, the rules.
 fn judging(c: &mut Criterion) {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let loaded: Vec<Loaded> = (0..10_000u128)
-        .map(|i| {
-            let centre = rng.in_city();
-            let r_m = 50.0 + 350.0 * rng.next();
-            let ring = ring(&mut rng, centre, r_m, 50, 0.4);
-            let body = json!({"type": "Feature", "properties": {"name": "f"},
-                "geometry": {"type": "Polygon", "coordinates": [ring]}});
-            Loaded::unsaved(
-                Uuid::from_u128(i),
-                Fence::from_json(body).expect("a valid fence"),
-            )
-        })
-        .collect();
-    let fences = Geofences::default();
-    fences.replace_all(loaded);
+    let fences = city_set(&mut rng);
     let t0 = 1_800_000_000_000_000i64;
     let trips: Vec<Trip> = (0..1_000)
         .map(|_| {
@@ -224,7 +213,6 @@ fn judging(c: &mut Criterion) {
             (fix(0), (1..=10).map(|k| (fix(k), None)).collect())
         })
         .collect();
-    let none = HashMap::new();
     let set = fences.read();
     let mut group = c.benchmark_group("judging");
     group.throughput(Throughput::Elements(10));
@@ -242,7 +230,7 @@ fn judging(c: &mut Criterion) {
                 std::iter::once(prev.pos).chain(fixes.iter().map(|f| f.0.pos)),
             );
             black_box(
-                judge::judge(&around, Some(*prev), &none, &mut fixes)
+                judge::judge(&around, Some(*prev), &[], &mut fixes)
                     .events
                     .len(),
             )
@@ -251,5 +239,101 @@ fn judging(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(fences, benches, judging);
+/// The 10k polygons of `judging`, as a node's set.
+fn city_set(rng: &mut Rng) -> Geofences {
+    let loaded: Vec<Loaded> = (0..10_000u128)
+        .map(|i| {
+            let centre = rng.in_city();
+            let r_m = 50.0 + 350.0 * rng.next();
+            let ring = ring(rng, centre, r_m, 50, 0.4);
+            let body = json!({"type": "Feature", "properties": {"name": "f"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]}});
+            Loaded::unsaved(
+                Uuid::from_u128(i),
+                Fence::from_json(body).expect("a valid fence"),
+            )
+        })
+        .collect();
+    let fences = Geofences::default();
+    fences.replace_all(loaded);
+    fences
+}
+
+/// A batch's judging as `scripts/bench-geofence.sh` drives it: 10,000 vehicles at 25–90 km/h,
+/// each message ten fixes a millisecond apart (the simulator unthrottled), ~0.7 s between a
+/// vehicle's messages, 400 vehicles a batch; states and neighbourhoods carried from batch to
+/// batch as the writers carry them. Only `fencing::judge` is timed.
+fn batch_judging(c: &mut Criterion) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let fences = city_set(&mut rng);
+    let around = Neighbourhoods::default();
+    let mut fleet: Vec<(Uuid, [f64; 2], [f64; 2])> = (0..10_000u128)
+        .map(|i| {
+            let heading = TAU * rng.next();
+            let speed = (25.0 + 65.0 * rng.next()) / 3.6;
+            let [lon, lat] = rng.in_city();
+            let m_per_deg_lon = M_PER_DEG_LAT * lat.to_radians().cos();
+            let v = [
+                speed * heading.sin() / m_per_deg_lon,
+                speed * heading.cos() / M_PER_DEG_LAT,
+            ];
+            (Uuid::from_u128(1 << 64 | i), [lon, lat], v)
+        })
+        .collect();
+    let mut last: HashMap<Uuid, Fix> = HashMap::new();
+    let mut states: HashMap<Uuid, Vec<(Uuid, FenceState)>> = HashMap::new();
+    let mut clock = 1_800_000_000_000_000i64;
+    let mut next = 0;
+    let mut group = c.benchmark_group("batch judging");
+    group.throughput(Throughput::Elements(4_000));
+    group.bench_function(
+        "400 vehicles x 10 fixes, 10k polygons, carried state",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut points = FencePoints::new();
+                    let mut prior = Prior::default();
+                    clock += 28_000; // 10,000 vehicles' messages over ~0.7 s
+                    for _ in 0..400 {
+                        let (id, pos, v) = &mut fleet[next];
+                        next = (next + 1) % 10_000;
+                        // Turn back towards the centre rather than leave the city.
+                        if (pos[0] - CENTER[0]).abs() > HALF[0]
+                            || (pos[1] - CENTER[1]).abs() > HALF[1]
+                        {
+                            *v = [-v[0], -v[1]];
+                        }
+                        let fixes: Vec<(Fix, Option<f64>)> = (0..10)
+                            .map(|k| {
+                                *pos = [pos[0] + v[0] * 0.07, pos[1] + v[1] * 0.07];
+                                let pos = LatLon::new(pos[1], pos[0]).unwrap();
+                                (
+                                    Fix {
+                                        ts: Timestamp::from_unix_micros(clock + k * 1_000),
+                                        pos,
+                                    },
+                                    None,
+                                )
+                            })
+                            .collect();
+                        prior.moved.insert(*id, last.insert(*id, fixes[9].0));
+                        if let Some(held) = states.get(id) {
+                            prior.states.insert(*id, held.clone());
+                        }
+                        points.insert(*id, (String::from("v"), fixes));
+                    }
+                    let started = Instant::now();
+                    let decided = black_box(fencing::judge(&fences, &around, &prior, &points));
+                    spent += started.elapsed();
+                    states.extend(decided.states);
+                }
+                spent
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(fences, benches, judging, batch_judging);
 criterion_main!(fences);

@@ -15,7 +15,6 @@ use super::index::Indexed;
 use super::metric::margin_deg;
 use super::{Entry, Fenced, Set};
 use crate::domain::geofence::judge::Fences;
-use crate::domain::geofence::LonLatBox;
 use crate::domain::LatLon;
 
 /// Fixes spread wider than this (degrees, ~5 km) are not pooled: the pool would hold fences
@@ -42,7 +41,16 @@ pub struct Neighbourhood {
     cover: Option<Area>,
     /// Each fence once, in no order.
     pool: Vec<Entry>,
+    /// The pool's boxes side by side, each with its fence's place in `pool`: a fix's query
+    /// scans these without reaching into a fence that its box does not meet.
+    boxes: Vec<(Area, u32)>,
+    /// The largest hysteresis in degrees (`margin_deg` at the cover's most poleward latitude,
+    /// so enough anywhere in it): a fix's neighbourhood without a cosine per fix.
+    near_deg: NearDeg,
 }
+
+/// `(metres, dlon, dlat)`.
+type NearDeg = (f64, f64, f64);
 
 /// Every vehicle's neighbourhood on this node, between batches.
 #[derive(Default)]
@@ -76,6 +84,8 @@ pub struct Pooled<'s> {
     set: &'s Set,
     cover: Option<Area>,
     pool: &'s [Entry],
+    boxes: &'s [(Area, u32)],
+    near_deg: NearDeg,
 }
 
 impl Neighbourhood {
@@ -91,7 +101,9 @@ impl Neighbourhood {
         Pooled {
             set,
             cover,
-            pool: if cover.is_some() { &self.pool } else { &[] },
+            pool: &self.pool,
+            boxes: if cover.is_some() { &self.boxes } else { &[] },
+            near_deg: self.near_deg,
         }
     }
 
@@ -118,9 +130,20 @@ impl Neighbourhood {
         // Across ±180° (or near a pole) the tree is asked directly; such a neighbourhood is
         // left to it.
         let cover = grown(b, margin + REACH_M)?;
+        let (Some(dlon), dlat) = margin_deg(margin, cover[1], cover[3]) else {
+            return None;
+        };
         self.pool.clear();
         set.index
             .collect_around(b, margin + REACH_M, &mut self.pool, Entry::clone);
+        self.boxes.clear();
+        for (k, f) in self.pool.iter().enumerate() {
+            let k = u32::try_from(k).expect("a pool holds far fewer than 2^32 fences");
+            let boxes = f.bounds().iter();
+            self.boxes
+                .extend(boxes.map(|b| ([b.west, b.south, b.east, b.north], k)));
+        }
+        self.near_deg = (margin, dlon, dlat);
         self.generation = set.generation();
         self.cover = Some(cover);
         self.cover
@@ -147,18 +170,19 @@ impl Pooled<'_> {
     /// The pool's fences with a box meeting `q`, if the pool covers `q`.
     fn answer(&self, q: Area) -> Option<impl Iterator<Item = &Fenced> + '_> {
         let c = self.cover?;
+        // A fence with several boxes meeting `q` comes out once per box (judging dedups).
         within(q, c).then(|| {
-            self.pool
+            self.boxes
                 .iter()
-                .map(|f| &**f)
-                .filter(move |f| f.bounds().iter().any(|b| meets(b, q)))
+                .filter(move |(b, _)| meets(b, q))
+                .map(|&(_, k)| &*self.pool[k as usize])
         })
     }
 }
 
 /// Closed boxes meet, as the tree's `locate_in_envelope_intersecting` counts it.
-fn meets(b: &LonLatBox, q: Area) -> bool {
-    b.west <= q[2] && b.east >= q[0] && b.south <= q[3] && b.north >= q[1]
+fn meets(b: &Area, q: Area) -> bool {
+    b[0] <= q[2] && b[2] >= q[0] && b[1] <= q[3] && b[3] >= q[1]
 }
 
 impl<'p> Fences for Pooled<'p> {
@@ -166,7 +190,13 @@ impl<'p> Fences for Pooled<'p> {
 
     fn near<'s>(&'s self, p: LatLon, margin_m: f64, out: &mut Vec<&'s Fenced>) {
         let (x, y) = (p.lon(), p.lat());
-        if let (Some(dlon), dlat) = margin_deg(margin_m, y, y) {
+        let (m, dlon, dlat) = self.near_deg;
+        let deg = if m == margin_m {
+            (Some(dlon), dlat)
+        } else {
+            margin_deg(margin_m, y, y)
+        };
+        if let (Some(dlon), dlat) = deg {
             if let Some(found) = self.answer([x - dlon, y - dlat, x + dlon, y + dlat]) {
                 return out.extend(found);
             }

@@ -56,12 +56,11 @@ pub fn judge(
     let moved = points.keys().filter(|v| prior.moved.contains_key(v));
     let mut neighbourhoods = around.take(moved.copied());
     let set = fences.read();
-    let none = HashMap::new();
     let mut decided = Decided::default();
     for (vehicle, neighbourhood) in &mut neighbourhoods {
         let (external_id, fixes) = &points[vehicle];
         let last = prior.moved[vehicle];
-        let states = prior.states.get(vehicle).unwrap_or(&none);
+        let states = prior.states.get(vehicle).map_or(&[][..], Vec::as_slice);
         let around = neighbourhood.around(
             &set,
             last.iter()
@@ -79,6 +78,7 @@ pub fn judge(
                 external_id: external_id.clone(),
                 raised,
             }));
+        decided.states.push((*vehicle, j.states));
     }
     drop(set);
     around.put_back(neighbourhoods);

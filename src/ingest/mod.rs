@@ -12,7 +12,7 @@ pub mod ack;
 pub mod batcher;
 pub mod decode;
 pub mod faults;
-mod fencing;
+pub mod fencing;
 pub mod mqtt;
 pub mod resolver;
 pub mod writer;

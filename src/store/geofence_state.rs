@@ -38,6 +38,8 @@ pub struct Prior {
 pub struct Decided {
     pub changed: Vec<Change>,
     pub events: Vec<NewEvent>,
+    /// Each judged vehicle's states afterwards (`changed` applied to what it started from).
+    pub states: Vec<(Uuid, States)>,
 }
 
 /// (vehicle, fence, new state; `None` deletes it).
@@ -60,21 +62,16 @@ pub struct Judging<'a> {
     pub known: &'a KnownStates,
 }
 
-/// Each moved vehicle's states after `decided`, with the point its row now holds: what the
-/// node remembers once the transaction commits.
+/// Each moved vehicle's states after `decided` (as judged, or as they were for a vehicle not
+/// judged), with the point its row now holds: what the node remembers once the transaction
+/// commits.
 pub fn after(
     prior: Prior,
-    decided: &Decided,
+    decided: Decided,
     at: impl Fn(Uuid) -> Option<Fix>,
 ) -> Vec<(Uuid, Fix, States)> {
     let Prior { moved, mut states } = prior;
-    for (vehicle, fence, state) in &decided.changed {
-        let held = states.entry(*vehicle).or_default();
-        match state {
-            Some(s) => held.insert(*fence, *s),
-            None => held.remove(fence),
-        };
-    }
+    states.extend(decided.states);
     moved
         .into_keys()
         .filter_map(|v| Some((v, at(v)?, states.remove(&v).unwrap_or_default())))
@@ -104,7 +101,7 @@ pub async fn read(
             });
         let since: DateTime<Utc> = r.get(3);
         let streak: i32 = r.get(5);
-        states.entry(r.get(0)).or_default().insert(
+        states.entry(r.get(0)).or_default().push((
             r.get(1),
             FenceState {
                 inside: r.get(2),
@@ -113,7 +110,7 @@ pub async fn read(
                 streak: u32::try_from(streak).unwrap_or(0),
                 streak_first,
             },
-        );
+        ));
     }
     Ok(states)
 }

@@ -24,10 +24,11 @@ use crate::domain::geofence::judge::{FenceState, Fix};
 /// bytes, plus ~90 per state held (a vehicle is in one or two fences at a time).
 const MAX_VEHICLES: usize = 1_000_000;
 
-/// A vehicle's states, by fence.
-pub type States = HashMap<Uuid, FenceState>;
+/// A vehicle's states, one per fence: a short list (a vehicle is in a fence or two at a time),
+/// searched in place rather than hashed.
+pub type States = Vec<(Uuid, FenceState)>;
 
-/// A remembered vehicle, held compactly (a list, not a map): its stored point and its states.
+/// A remembered vehicle, held compactly: its stored point and its states.
 type Entry = (Fix, Box<[(Uuid, FenceState)]>);
 
 #[derive(Default)]
@@ -45,7 +46,7 @@ impl KnownStates {
         for v in vehicles {
             match known.get(v) {
                 Some((at, states)) => {
-                    found.insert(*v, (*at, states.iter().copied().collect()));
+                    found.insert(*v, (*at, states.to_vec()));
                 }
                 None => unknown.push(*v),
             }
@@ -60,7 +61,7 @@ impl KnownStates {
             known.clear();
         }
         for (v, at, states) in committed {
-            known.insert(v, (at, states.into_iter().collect()));
+            known.insert(v, (at, states.into_boxed_slice()));
         }
     }
 }
@@ -88,21 +89,26 @@ mod tests {
         }
     }
 
-    /// What a batch decided becomes what the node remembers of its moved vehicles: changes
-    /// applied (kept, written, deleted), with each one's new stored point; unmoved vehicles
-    /// are not touched, and recall hands back exactly that.
+    /// What a batch decided becomes what the node remembers of its moved vehicles: the
+    /// judged ones as judging left them, the others as they were; each with its new stored
+    /// point. Vehicles the batch did not move are not touched, and recall hands back exactly
+    /// that.
     #[test]
     fn committed_states_are_recalled_as_they_were_left() {
-        let (v1, v2, v3, f1, f2) = (
+        let (v1, v2, v3, v4, f1, f2) = (
             Uuid::from_u128(1),
             Uuid::from_u128(2),
             Uuid::from_u128(3),
+            Uuid::from_u128(4),
             Uuid::from_u128(10),
             Uuid::from_u128(11),
         );
         let prior = Prior {
-            moved: HashMap::from([(v1, Some(fix(5))), (v2, None)]),
-            states: HashMap::from([(v1, HashMap::from([(f1, state(true, 0))]))]),
+            moved: HashMap::from([(v1, Some(fix(5))), (v2, None), (v4, Some(fix(4)))]),
+            states: HashMap::from([
+                (v1, vec![(f1, state(true, 0))]),
+                (v4, vec![(f2, state(true, 0))]),
+            ]),
         };
         let decided = Decided {
             changed: vec![
@@ -111,14 +117,19 @@ mod tests {
                 (v2, f1, Some(state(true, 0))),
             ],
             events: Vec::new(),
+            states: vec![
+                (v1, vec![(f2, state(false, 2))]),
+                (v2, vec![(f1, state(true, 0))]),
+            ],
         };
-        let committed = after(prior, &decided, |v| (v != v3).then(|| fix(9)));
-        assert_eq!(committed.len(), 2);
+        let committed = after(prior, decided, |v| (v != v3).then(|| fix(9)));
+        assert_eq!(committed.len(), 3);
         let known = KnownStates::default();
         known.remember(committed);
-        let (found, unknown) = known.recall(&[v1, v2, v3]);
+        let (found, unknown) = known.recall(&[v1, v2, v3, v4]);
         assert_eq!(unknown, vec![v3]);
-        assert_eq!(found[&v1], (fix(9), HashMap::from([(f2, state(false, 2))])));
-        assert_eq!(found[&v2], (fix(9), HashMap::from([(f1, state(true, 0))])));
+        assert_eq!(found[&v1], (fix(9), vec![(f2, state(false, 2))]));
+        assert_eq!(found[&v2], (fix(9), vec![(f1, state(true, 0))]));
+        assert_eq!(found[&v4], (fix(9), vec![(f2, state(true, 0))]));
     }
 }

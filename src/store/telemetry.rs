@@ -110,7 +110,7 @@ async fn attempt(
             let decided = (judging.judge)(&prior);
             let events = geofence_state::write(&tx, prepared, &decided).await?;
             let at = |v| batch.latest.fix(v);
-            (events, geofence_state::after(prior, &decided, at))
+            (events, geofence_state::after(prior, decided, at))
         }
     };
     if !batch.maybe_late.is_empty() {

@@ -16,7 +16,7 @@
 //!   `CROSS_MAX_GAP_S` are not trusted to be straight.
 //! - Inside for `dwell_s` (by the points' times) raises one `dwell` per stay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
@@ -112,6 +112,9 @@ pub struct Judgement {
     pub changed: BTreeMap<Uuid, Option<FenceState>>,
     /// The last point judged: the next judgement starts from it.
     pub last: Option<Fix>,
+    /// The vehicle's states afterwards, one per fence: those it started from with `changed`
+    /// applied.
+    pub states: Vec<(Uuid, FenceState)>,
 }
 
 /// Judges `points` (any order; those not newer than `prev` are skipped) from `prev` and
@@ -120,12 +123,12 @@ pub struct Judgement {
 pub fn judge<S: Fences>(
     fences: &S,
     prev: Option<Fix>,
-    states: &HashMap<Uuid, FenceState>,
+    states: &[(Uuid, FenceState)],
     points: &mut [(Fix, Option<f64>)],
 ) -> Judgement {
     points.sort_by_key(|(f, _)| f.ts);
     // A vehicle is in a fence or two at a time: a list searched in place beats hashing ids.
-    let mut current: Vec<(Uuid, FenceState)> = states.iter().map(|(f, s)| (*f, *s)).collect();
+    let mut current = states.to_vec();
     let mut out = Judgement::default();
     let mut last = prev;
     let mut candidates: Vec<&S::Fence> = Vec::new();
@@ -183,6 +186,7 @@ pub fn judge<S: Fences>(
         }
     }
     out.last = last;
+    out.states = current;
     out
 }
 

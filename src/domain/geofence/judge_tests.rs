@@ -1,6 +1,8 @@
 //! The judging rules on a square fence in a small flat patch at 0°N 0°E, where a degree is a
 //! fixed number of metres: jitter, confirmation, crossing, dwell, order and accuracy.
 
+use std::collections::HashMap;
+
 use super::*;
 
 const M_PER_DEG: f64 = 111_320.0;
@@ -133,21 +135,31 @@ fn fix(s: i64, x: f64, y: f64) -> (Fix, Option<f64>) {
     )
 }
 
+/// A vehicle's states as judging takes them, in id order.
+fn list(states: &HashMap<Uuid, FenceState>) -> Vec<(Uuid, FenceState)> {
+    let mut list: Vec<_> = states.iter().map(|(f, s)| (*f, *s)).collect();
+    list.sort_by_key(|(f, _)| *f);
+    list
+}
+
 /// Runs points through judging one call at a time (as batches of one would), carrying the
-/// state like the store does; returns every event.
+/// state like the store does (the rows judging changed written back); returns every event.
+/// The states judging hands back must be those rows.
 fn run(world: &World, points: Vec<(Fix, Option<f64>)>, batch: usize) -> Vec<Raised> {
     let mut states = HashMap::new();
     let mut prev = None;
     let mut events = Vec::new();
     for chunk in points.chunks(batch) {
         let mut chunk = chunk.to_vec();
-        let j = judge(world, prev, &states, &mut chunk);
+        let mut j = judge(world, prev, &list(&states), &mut chunk);
         for (id, s) in j.changed {
             match s {
                 Some(s) => states.insert(id, s),
                 None => states.remove(&id),
             };
         }
+        j.states.sort_by_key(|(f, _)| *f);
+        assert_eq!(j.states, list(&states), "the states after judging");
         prev = j.last;
         events.extend(j.events);
     }
@@ -234,7 +246,7 @@ fn late_and_out_of_order_points_do_not_flap() {
     // Inside, confirmed; then a batch holding older points from outside, out of order.
     let inside: Vec<_> = (10..14).map(|s| fix(s, 500.0, 0.0)).collect();
     let mut states = HashMap::new();
-    let j = judge(&world, None, &states, &mut inside.clone());
+    let j = judge(&world, None, &list(&states), &mut inside.clone());
     assert_eq!(kinds(&j.events), [EventKind::Enter]);
     for (id, s) in j.changed {
         states.insert(id, s.unwrap());
@@ -244,7 +256,7 @@ fn late_and_out_of_order_points_do_not_flap() {
         fix(1, -200.0, 0.0),
         fix(2, -200.0, 0.0),
     ];
-    let again = judge(&world, j.last, &states, &mut late);
+    let again = judge(&world, j.last, &list(&states), &mut late);
     assert_eq!(again.events, vec![]);
     assert!(again.changed.is_empty());
     // Out of order inside one batch: sorted first, so enter is dated by the earliest.
@@ -253,7 +265,7 @@ fn late_and_out_of_order_points_do_not_flap() {
         fix(20, 500.0, 0.0),
         fix(21, 500.0, 0.0),
     ];
-    let j = judge(&world, None, &HashMap::new(), &mut shuffled);
+    let j = judge(&world, None, &[], &mut shuffled);
     assert_eq!(j.events[0].at.ts, fix(20, 0.0, 0.0).0.ts);
 }
 
@@ -295,14 +307,14 @@ fn vague_points_are_ignored_and_an_unknown_fence_keeps_its_state() {
     let j = judge(
         &world,
         None,
-        &states,
+        &list(&states),
         &mut (0..3).map(|s| fix(s, 500.0, 0.0)).collect::<Vec<_>>(),
     );
     for (id, s) in j.changed {
         states.insert(id, s.unwrap());
     }
     let empty = World(vec![]);
-    let gone = judge(&empty, j.last, &states, &mut [fix(10, 500.0, 0.0)]);
+    let gone = judge(&empty, j.last, &list(&states), &mut [fix(10, 500.0, 0.0)]);
     assert_eq!(gone.events, vec![]);
     assert!(gone.changed.is_empty());
 }
