@@ -55,27 +55,63 @@ type NearDeg = (f64, f64, f64);
 /// Every vehicle's neighbourhood on this node, between batches.
 #[derive(Default)]
 pub struct Neighbourhoods {
-    vehicles: Mutex<HashMap<Uuid, Neighbourhood>>,
+    kept: Mutex<Kept>,
+}
+
+/// The neighbourhoods taken from the set's latest generation seen; older ones are dropped as
+/// soon as a newer one is seen (they would be walked again anyway, and they hold on to
+/// fences as they were: an idle vehicle must not keep an edited 100,000-vertex fence alive).
+#[derive(Default)]
+struct Kept {
+    generation: u64,
+    vehicles: HashMap<Uuid, Neighbourhood>,
 }
 
 impl Neighbourhoods {
     /// Takes the neighbourhoods of `vehicles` out for a batch's judging (a vehicle in two
     /// batches at once finds none in the second, which walks the tree).
     pub fn take(&self, vehicles: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, Neighbourhood> {
-        let mut kept = self.vehicles.lock().expect("neighbourhoods lock");
+        let mut kept = self.kept.lock().expect("neighbourhoods lock");
         vehicles
             .into_iter()
-            .map(|v| (v, kept.remove(&v).unwrap_or_default()))
+            .map(|v| (v, kept.vehicles.remove(&v).unwrap_or_default()))
             .collect()
     }
 
     /// Puts back what a batch's judging left.
     pub fn put_back(&self, taken: HashMap<Uuid, Neighbourhood>) {
-        let mut kept = self.vehicles.lock().expect("neighbourhoods lock");
-        if kept.len() + taken.len() > MAX_VEHICLES {
-            kept.clear();
+        let mut kept = self.kept.lock().expect("neighbourhoods lock");
+        let newest = taken
+            .values()
+            .filter(|n| n.cover.is_some())
+            .map(|n| n.generation)
+            .max();
+        if newest.is_some_and(|g| g > kept.generation) {
+            kept.generation = newest.unwrap_or_default();
+            kept.vehicles.clear();
         }
-        kept.extend(taken.into_iter().filter(|(_, n)| n.cover.is_some()));
+        if kept.vehicles.len() + taken.len() > MAX_VEHICLES {
+            kept.vehicles.clear();
+        }
+        let generation = kept.generation;
+        kept.vehicles.extend(
+            taken
+                .into_iter()
+                .filter(|(_, n)| n.cover.is_some() && n.generation == generation),
+        );
+    }
+
+    /// How many vehicles' neighbourhoods are kept.
+    pub fn len(&self) -> usize {
+        self.kept
+            .lock()
+            .expect("neighbourhoods lock")
+            .vehicles
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

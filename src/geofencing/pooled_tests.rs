@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::geofence::judge::{Fences, Judged};
 use crate::domain::geofence::Fence;
 use crate::domain::LatLon;
-use crate::geofencing::{Fenced, Geofences, Neighbourhood, Pooled};
+use crate::geofencing::{Fenced, Geofences, Neighbourhood, Neighbourhoods, Pooled};
 use crate::store::geofences::Loaded;
 use crate::test_rng::Rng;
 
@@ -177,4 +177,40 @@ fn a_kept_neighbourhood_answers_what_the_tree_answers_until_the_set_changes() {
         walks * 2 < batches,
         "{walks} tree walks for {batches} batches: the neighbourhood must be kept"
     );
+}
+
+/// Kept neighbourhoods come back to the vehicle's next batch; once any batch has walked a newer
+/// set, those taken from older ones are dropped, and one put back late from an older set is not
+/// kept.
+#[test]
+fn neighbourhoods_of_an_older_set_are_not_kept() {
+    let mut rng = Rng(0x51_7cc1_b727_220a);
+    let fences = fences(&mut rng);
+    let kept = Neighbourhoods::default();
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let at = |lon: f64| [LatLon::new(60.05, lon).unwrap()];
+    let mut taken = kept.take([a, b]);
+    {
+        let set = fences.read();
+        for (v, n) in &mut taken {
+            let lon = if *v == a { 10.05 } else { 10.15 };
+            assert!(n.around(&set, at(lon)).cover.is_some());
+        }
+    }
+    kept.put_back(taken);
+    assert_eq!(kept.len(), 2);
+    let mut again = kept.take([a]);
+    assert!(again[&a].cover.is_some(), "a's neighbourhood came back");
+    let mut late = kept.take([b]);
+    assert!(kept.is_empty());
+
+    fences.apply(Uuid::from_u128(99_999), None::<Loaded>);
+    let set = fences.read();
+    let pooled = again.get_mut(&a).unwrap().around(&set, at(10.05));
+    assert!(pooled.cover.is_some());
+    drop(set);
+    kept.put_back(again);
+    kept.put_back(std::mem::take(&mut late));
+    assert_eq!(kept.len(), 1, "b's neighbourhood is of the older set");
+    assert!(kept.take([b])[&b].cover.is_none());
 }
