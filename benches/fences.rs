@@ -221,7 +221,7 @@ fn judging(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % trips.len();
             let (prev, fixes) = &trips[i];
-            let mut fixes = fixes.clone();
+            let fixes = fixes.clone();
             // As ingest judges: from the fences around the vehicle's fixes (a neighbourhood
             // taken afresh, as for a vehicle's first batch or one that moved out of its own).
             let mut neighbourhood = Neighbourhood::default();
@@ -229,11 +229,7 @@ fn judging(c: &mut Criterion) {
                 &set,
                 std::iter::once(prev.pos).chain(fixes.iter().map(|f| f.0.pos)),
             );
-            black_box(
-                judge::judge(&around, Some(*prev), &[], &mut fixes)
-                    .events
-                    .len(),
-            )
+            black_box(judge::judge(&around, Some(*prev), &[], &fixes).events.len())
         })
     });
     group.finish();
@@ -292,7 +288,7 @@ fn batch_judging(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
-                    let mut points = FencePoints::new();
+                    let mut points = FencePoints::default();
                     let mut prior = Prior::default();
                     clock += 28_000; // 10,000 vehicles' messages over ~0.7 s
                     for _ in 0..400 {
@@ -321,7 +317,7 @@ fn batch_judging(c: &mut Criterion) {
                         if let Some(held) = states.get(id) {
                             prior.states.insert(*id, held.clone());
                         }
-                        points.insert(*id, (String::from("v"), fixes));
+                        points.push(*id, "v", fixes);
                     }
                     let started = Instant::now();
                     let decided = black_box(fencing::judge(&fences, &around, &prior, &points));

@@ -124,9 +124,20 @@ pub fn judge<S: Fences>(
     fences: &S,
     prev: Option<Fix>,
     states: &[(Uuid, FenceState)],
-    points: &mut [(Fix, Option<f64>)],
+    points: &[(Fix, Option<f64>)],
 ) -> Judgement {
-    points.sort_by_key(|(f, _)| f.ts);
+    // A vehicle's points nearly always come in time order; only the rest are copied to sort.
+    let sorted: Vec<_>;
+    let points = if points.is_sorted_by_key(|(f, _)| f.ts) {
+        points
+    } else {
+        sorted = {
+            let mut copy = points.to_vec();
+            copy.sort_by_key(|(f, _)| f.ts);
+            copy
+        };
+        &sorted
+    };
     // A vehicle is in a fence or two at a time: a list searched in place beats hashing ids.
     let mut current = states.to_vec();
     let mut out = Judgement::default();

@@ -150,8 +150,8 @@ fn run(world: &World, points: Vec<(Fix, Option<f64>)>, batch: usize) -> Vec<Rais
     let mut prev = None;
     let mut events = Vec::new();
     for chunk in points.chunks(batch) {
-        let mut chunk = chunk.to_vec();
-        let mut j = judge(world, prev, &list(&states), &mut chunk);
+        let chunk = chunk.to_vec();
+        let mut j = judge(world, prev, &list(&states), &chunk);
         for (id, s) in j.changed {
             match s {
                 Some(s) => states.insert(id, s),
@@ -246,26 +246,26 @@ fn late_and_out_of_order_points_do_not_flap() {
     // Inside, confirmed; then a batch holding older points from outside, out of order.
     let inside: Vec<_> = (10..14).map(|s| fix(s, 500.0, 0.0)).collect();
     let mut states = HashMap::new();
-    let j = judge(&world, None, &list(&states), &mut inside.clone());
+    let j = judge(&world, None, &list(&states), &inside.clone());
     assert_eq!(kinds(&j.events), [EventKind::Enter]);
     for (id, s) in j.changed {
         states.insert(id, s.unwrap());
     }
-    let mut late = vec![
+    let late = vec![
         fix(3, -200.0, 0.0),
         fix(1, -200.0, 0.0),
         fix(2, -200.0, 0.0),
     ];
-    let again = judge(&world, j.last, &list(&states), &mut late);
+    let again = judge(&world, j.last, &list(&states), &late);
     assert_eq!(again.events, vec![]);
     assert!(again.changed.is_empty());
     // Out of order inside one batch: sorted first, so enter is dated by the earliest.
-    let mut shuffled = vec![
+    let shuffled = vec![
         fix(22, 500.0, 0.0),
         fix(20, 500.0, 0.0),
         fix(21, 500.0, 0.0),
     ];
-    let j = judge(&world, None, &[], &mut shuffled);
+    let j = judge(&world, None, &[], &shuffled);
     assert_eq!(j.events[0].at.ts, fix(20, 0.0, 0.0).0.ts);
 }
 
@@ -308,13 +308,13 @@ fn vague_points_are_ignored_and_an_unknown_fence_keeps_its_state() {
         &world,
         None,
         &list(&states),
-        &mut (0..3).map(|s| fix(s, 500.0, 0.0)).collect::<Vec<_>>(),
+        &(0..3).map(|s| fix(s, 500.0, 0.0)).collect::<Vec<_>>(),
     );
     for (id, s) in j.changed {
         states.insert(id, s.unwrap());
     }
     let empty = World(vec![]);
-    let gone = judge(&empty, j.last, &list(&states), &mut [fix(10, 500.0, 0.0)]);
+    let gone = judge(&empty, j.last, &list(&states), &[fix(10, 500.0, 0.0)]);
     assert_eq!(gone.events, vec![]);
     assert!(gone.changed.is_empty());
 }
