@@ -277,6 +277,9 @@ ingest_run() { # k mode(none|fenced)
   broker="reconnects $(metric "$ADDR" meridian_mqtt_reconnects_total), deliveries dropped at the overflow bound"
   broker+=" $(metric "$ADDR" meridian_mqtt_delivery_overflow_dropped_total), duplicate points"
   broker+=" $(metric "$ADDR" meridian_ingest_points_duplicate_total)"
+  # What the node holds after judging every vehicle (state memory, neighbourhoods) is in this.
+  local rss_after
+  rss_after=$(rss_mb "$pid" VmRSS)
   stop_node "$pid" "$client_id"
   ((rows == points)) || warn "vehicle_telemetry holds $rows rows, expected $points"
 
@@ -286,7 +289,7 @@ ingest_run() { # k mode(none|fenced)
   info "same interval: PostgreSQL CPU $(fmt "$cpu_pg" .2f) s = $(fmt "$(calc "$cpu_pg / $points * 1000")" .4f) s per 1k points;" \
     "Mosquitto $(fmt "$cpu_mq" .2f) s = $(fmt "$(calc "$cpu_mq / $points * 1000")" .4f) s per 1k points"
   info "events committed: $events; outbox: $outbox left, $drained; published to MQTT: $(fmt "$published" .0f)"
-  info "broker side: $broker"
+  info "broker side: $broker; node RSS after the run $rss_after MB"
   RATES["$k-$mode"]+="$p_rate "
   INGEST["$k-$mode"]="$p_rate|$(calc "$cpu_ingest / $points * 1000")|$(calc "$cpu_all / $points * 1000")|$events|$outbox|$drained|$rows/$points|$judge_s|$(calc "$cpu_pg / $points * 1000")|$broker"
 }
