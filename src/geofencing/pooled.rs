@@ -26,8 +26,9 @@ const MAX_SPAN_DEG: f64 = 0.05;
 const REACH_M: f64 = 250.0;
 
 /// Beyond this many vehicles the neighbourhoods are dropped and refilled as vehicles come. An
-/// entry is ~100 bytes plus 8 per fence in its pool (~10–20 in a dense city).
-const MAX_VEHICLES: usize = 500_000;
+/// entry is ~110 bytes plus 40 per fence box in it (~10 in the benchmark's city, where a random
+/// point is in ~1.2 fences): at most ~100 MB.
+const MAX_VEHICLES: usize = 200_000;
 
 /// `[west, south, east, north]`, closed.
 type Area = [f64; 4];
@@ -39,11 +40,10 @@ pub struct Neighbourhood {
     generation: u64,
     /// What the pool covers: any fence with a box meeting it is in `pool`. `None`: nothing.
     cover: Option<Area>,
-    /// Each fence once, in no order.
-    pool: Vec<Entry>,
-    /// The pool's boxes side by side, each with its fence's place in `pool`: a fix's query
-    /// scans these without reaching into a fence that its box does not meet.
-    boxes: Vec<(Area, u32)>,
+    /// The pool: each box of each fence, with its fence, side by side (one allocation, exactly
+    /// sized: it is kept per vehicle), so a fix's query scans boxes without reaching into a
+    /// fence whose box it does not meet.
+    pool: Box<[(Area, Entry)]>,
     /// The largest hysteresis in degrees (`margin_deg` at the cover's most poleward latitude,
     /// so enough anywhere in it): a fix's neighbourhood without a cosine per fix.
     near_deg: NearDeg,
@@ -119,8 +119,7 @@ impl Neighbourhoods {
 pub struct Pooled<'s> {
     set: &'s Set,
     cover: Option<Area>,
-    pool: &'s [Entry],
-    boxes: &'s [(Area, u32)],
+    pool: &'s [(Area, Entry)],
     near_deg: NearDeg,
 }
 
@@ -137,8 +136,7 @@ impl Neighbourhood {
         Pooled {
             set,
             cover,
-            pool: &self.pool,
-            boxes: if cover.is_some() { &self.boxes } else { &[] },
+            pool: if cover.is_some() { &self.pool } else { &[] },
             near_deg: self.near_deg,
         }
     }
@@ -169,16 +167,16 @@ impl Neighbourhood {
         let (Some(dlon), dlat) = margin_deg(margin, cover[1], cover[3]) else {
             return None;
         };
-        self.pool.clear();
+        let mut found: Vec<Entry> = Vec::new();
         set.index
-            .collect_around(b, margin + REACH_M, &mut self.pool, Entry::clone);
-        self.boxes.clear();
-        for (k, f) in self.pool.iter().enumerate() {
-            let k = u32::try_from(k).expect("a pool holds far fewer than 2^32 fences");
-            let boxes = f.bounds().iter();
-            self.boxes
-                .extend(boxes.map(|b| ([b.west, b.south, b.east, b.north], k)));
-        }
+            .collect_around(b, margin + REACH_M, &mut found, Entry::clone);
+        self.pool = found
+            .iter()
+            .flat_map(|f| {
+                let boxes = f.bounds().iter();
+                boxes.map(|b| ([b.west, b.south, b.east, b.north], Entry::clone(f)))
+            })
+            .collect();
         self.near_deg = (margin, dlon, dlat);
         self.generation = set.generation();
         self.cover = Some(cover);
@@ -208,10 +206,10 @@ impl Pooled<'_> {
         let c = self.cover?;
         // A fence with several boxes meeting `q` comes out once per box (judging dedups).
         within(q, c).then(|| {
-            self.boxes
+            self.pool
                 .iter()
                 .filter(move |(b, _)| meets(b, q))
-                .map(|&(_, k)| &*self.pool[k as usize])
+                .map(|(_, f)| &**f)
         })
     }
 }
