@@ -329,6 +329,12 @@ fn batch_judging(c: &mut Criterion) {
         },
     );
     group.finish();
+    let (vehicles, boxes, bytes) = around.held();
+    println!(
+        "neighbourhoods: {vehicles} vehicles, {:.1} fence boxes each, {:.0} bytes each",
+        boxes as f64 / vehicles as f64,
+        bytes as f64 / vehicles as f64
+    );
 }
 
 criterion_group!(fences, benches, judging, batch_judging);

@@ -26,8 +26,8 @@ const MAX_SPAN_DEG: f64 = 0.05;
 const REACH_M: f64 = 250.0;
 
 /// Beyond this many vehicles the neighbourhoods are dropped and refilled as vehicles come. An
-/// entry is ~110 bytes plus 40 per fence box in it (~10 in the benchmark's city, where a random
-/// point is in ~1.2 fences): at most ~100 MB.
+/// entry is ~150 bytes plus 40 per fence box in it: ~600 bytes in the benchmark's city (11 boxes
+/// each; `benches/fences.rs` prints it), so at most ~120 MB.
 const MAX_VEHICLES: usize = 200_000;
 
 /// `[west, south, east, north]`, closed.
@@ -112,6 +112,16 @@ impl Neighbourhoods {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// What the kept neighbourhoods hold: vehicles, fence boxes in all, and bytes (entries,
+    /// their arrays and map slots; not the fences, which the set holds).
+    pub fn held(&self) -> (usize, usize, usize) {
+        let kept = self.kept.lock().expect("neighbourhoods lock");
+        let boxes: usize = kept.vehicles.values().map(|n| n.pool.len()).sum();
+        let slot = size_of::<(Uuid, Neighbourhood)>() + 1;
+        let bytes = kept.vehicles.capacity() * slot + boxes * size_of::<(Area, Entry)>();
+        (kept.vehicles.len(), boxes, bytes)
     }
 }
 
