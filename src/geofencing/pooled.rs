@@ -1,7 +1,8 @@
 //! One vehicle's fixes in a batch lie close together (ten fixes a second apart span ~100 m),
 //! and its next batch lies next to them: the fences around a vehicle are found in the tree
 //! once and kept (its `Neighbourhood`), reaching `REACH_M` past its fixes, and each fix picks
-//! its own from that pool by box, which is what the tree would have answered. The tree is
+//! its own from that pool by box: what the tree would have answered (for `near`, with a margin
+//! at most a fraction of a percent wider; judging asks every candidate exactly). The tree is
 //! walked again when the vehicle's fixes leave what the pool covers or the fences changed.
 //! At ten fixes a batch this spares the walk for most batches (a cold walk was ~1.5 µs, a
 //! sixth of what fences cost ingest per vehicle); at one fix, for most of them.
