@@ -65,13 +65,17 @@ pub struct Neighbourhoods {
 #[derive(Default)]
 struct Kept {
     generation: u64,
-    vehicles: HashMap<Uuid, Neighbourhood>,
+    /// Boxed, so taking one out and putting it back moves a pointer.
+    vehicles: HashMap<Uuid, Box<Neighbourhood>>,
 }
+
+/// Neighbourhoods taken out for a batch, in the order of the vehicles asked for.
+pub type Taken = Vec<(Uuid, Box<Neighbourhood>)>;
 
 impl Neighbourhoods {
     /// Takes the neighbourhoods of `vehicles` out for a batch's judging (a vehicle in two
     /// batches at once finds none in the second, which walks the tree).
-    pub fn take(&self, vehicles: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, Neighbourhood> {
+    pub fn take(&self, vehicles: impl IntoIterator<Item = Uuid>) -> Taken {
         let mut kept = self.kept.lock().expect("neighbourhoods lock");
         vehicles
             .into_iter()
@@ -80,12 +84,12 @@ impl Neighbourhoods {
     }
 
     /// Puts back what a batch's judging left.
-    pub fn put_back(&self, taken: HashMap<Uuid, Neighbourhood>) {
+    pub fn put_back(&self, taken: Taken) {
         let mut kept = self.kept.lock().expect("neighbourhoods lock");
         let newest = taken
-            .values()
-            .filter(|n| n.cover.is_some())
-            .map(|n| n.generation)
+            .iter()
+            .filter(|(_, n)| n.cover.is_some())
+            .map(|(_, n)| n.generation)
             .max();
         if newest.is_some_and(|g| g > kept.generation) {
             kept.generation = newest.unwrap_or_default();
@@ -120,8 +124,9 @@ impl Neighbourhoods {
     pub fn held(&self) -> (usize, usize, usize) {
         let kept = self.kept.lock().expect("neighbourhoods lock");
         let boxes: usize = kept.vehicles.values().map(|n| n.pool.len()).sum();
-        let slot = size_of::<(Uuid, Neighbourhood)>() + 1;
-        let bytes = kept.vehicles.capacity() * slot + boxes * size_of::<(Area, Entry)>();
+        let slot = size_of::<(Uuid, Box<Neighbourhood>)>() + 1;
+        let entries = kept.vehicles.len() * size_of::<Neighbourhood>();
+        let bytes = kept.vehicles.capacity() * slot + entries + boxes * size_of::<(Area, Entry)>();
         (kept.vehicles.len(), boxes, bytes)
     }
 }

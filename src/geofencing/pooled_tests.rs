@@ -200,17 +200,17 @@ fn neighbourhoods_of_an_older_set_are_not_kept() {
     kept.put_back(taken);
     assert_eq!(kept.len(), 2);
     let mut again = kept.take([a]);
-    assert!(again[&a].cover.is_some(), "a's neighbourhood came back");
+    assert!(again[0].1.cover.is_some(), "a's neighbourhood came back");
     let mut late = kept.take([b]);
     assert!(kept.is_empty());
 
     fences.apply(Uuid::from_u128(99_999), None::<Loaded>);
     let set = fences.read();
-    let pooled = again.get_mut(&a).unwrap().around(&set, at(10.05));
+    let pooled = again[0].1.around(&set, at(10.05));
     assert!(pooled.cover.is_some());
     drop(set);
     kept.put_back(again);
     kept.put_back(std::mem::take(&mut late));
     assert_eq!(kept.len(), 1, "b's neighbourhood is of the older set");
-    assert!(kept.take([b])[&b].cover.is_none());
+    assert!(kept.take([b])[0].1.cover.is_none());
 }

@@ -110,17 +110,16 @@ pub fn judge(
 ) -> Decided {
     let started = Instant::now();
     // A vehicle the batch did not move has nothing newer than what was judged already.
-    let moved = points
+    let moved: Vec<_> = points
         .iter()
-        .map(|(v, ..)| v)
-        .filter(|v| prior.moved.contains_key(v));
-    let mut neighbourhoods = around.take(moved);
+        .filter(|(v, ..)| prior.moved.contains_key(v))
+        .collect();
+    let mut neighbourhoods = around.take(moved.iter().map(|(v, ..)| *v));
     let set = fences.read();
     let mut decided = Decided::default();
-    for (vehicle, external_id, fixes) in points.iter() {
-        let Some(neighbourhood) = neighbourhoods.get_mut(&vehicle) else {
-            continue;
-        };
+    for (&(vehicle, external_id, fixes), (_, neighbourhood)) in
+        moved.iter().zip(&mut neighbourhoods)
+    {
         let last = prior.moved[&vehicle];
         let states = prior.states.get(&vehicle).map_or(&[][..], Vec::as_slice);
         let around = neighbourhood.around(

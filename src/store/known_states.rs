@@ -8,8 +8,9 @@
 //! row's lock, and the upsert says what the row held before (`positions::upsert`). So when the
 //! row held exactly `at`, nobody has judged the vehicle since this node did, and the entry is
 //! what `geofence_state` holds; otherwise (another node, a failed commit, a restart) the states
-//! are read. Entries are written only after their transaction commits (a commit whose outcome
-//! is unknown leaves the old entry, which the next upsert shows to be stale). Deleting a fence
+//! are read. A batch takes its vehicles' entries out and its commit puts back what it left, so
+//! a failed or unknown commit leaves nothing to trust and the next batch reads (so does a
+//! vehicle whose batch held only points older than its stored one). Deleting a fence
 //! deletes its rows but not remembered states: judging leaves a fence it does not know alone,
 //! as it does with such a row.
 
@@ -20,16 +21,16 @@ use uuid::Uuid;
 
 use crate::domain::geofence::judge::{FenceState, Fix};
 
-/// Beyond this many vehicles the memory is dropped and refilled from reads. An entry is ~70
-/// bytes, plus ~90 per state held (a vehicle is in one or two fences at a time).
+/// Beyond this many vehicles the memory is dropped and refilled from reads. An entry is ~80
+/// bytes, plus ~80 per state held (a vehicle is in one or two fences at a time).
 const MAX_VEHICLES: usize = 1_000_000;
 
 /// A vehicle's states, one per fence: a short list (a vehicle is in a fence or two at a time),
 /// searched in place rather than hashed.
 pub type States = Vec<(Uuid, FenceState)>;
 
-/// A remembered vehicle, held compactly: its stored point and its states.
-type Entry = (Fix, Box<[(Uuid, FenceState)]>);
+/// A remembered vehicle: its stored point and its states.
+type Entry = (Fix, States);
 
 #[derive(Default)]
 pub struct KnownStates {
@@ -37,16 +38,16 @@ pub struct KnownStates {
 }
 
 impl KnownStates {
-    /// The remembered entries of `vehicles` (each with the point it was remembered at), and the
-    /// vehicles with none.
-    pub fn recall(&self, vehicles: &[Uuid]) -> (HashMap<Uuid, (Fix, States)>, Vec<Uuid>) {
-        let known = self.vehicles.lock().expect("known states lock");
+    /// Takes out the remembered entries of `vehicles` (each with the point it was remembered
+    /// at), and names the vehicles with none.
+    pub fn recall(&self, vehicles: &[Uuid]) -> (HashMap<Uuid, Entry>, Vec<Uuid>) {
+        let mut known = self.vehicles.lock().expect("known states lock");
         let mut found = HashMap::with_capacity(vehicles.len());
         let mut unknown = Vec::new();
         for v in vehicles {
-            match known.get(v) {
-                Some((at, states)) => {
-                    found.insert(*v, (*at, states.to_vec()));
+            match known.remove(v) {
+                Some(entry) => {
+                    found.insert(*v, entry);
                 }
                 None => unknown.push(*v),
             }
@@ -61,7 +62,7 @@ impl KnownStates {
             known.clear();
         }
         for (v, at, states) in committed {
-            known.insert(v, (at, states.into_boxed_slice()));
+            known.insert(v, (at, states));
         }
     }
 }
@@ -91,8 +92,8 @@ mod tests {
 
     /// What a batch decided becomes what the node remembers of its moved vehicles: the
     /// judged ones as judging left them, the others as they were; each with its new stored
-    /// point. Vehicles the batch did not move are not touched, and recall hands back exactly
-    /// that.
+    /// point. Vehicles the batch did not move are not touched; recall hands back exactly that,
+    /// and takes it out.
     #[test]
     fn committed_states_are_recalled_as_they_were_left() {
         let (v1, v2, v3, v4, f1, f2) = (
@@ -128,6 +129,8 @@ mod tests {
         known.remember(committed);
         let (found, unknown) = known.recall(&[v1, v2, v3, v4]);
         assert_eq!(unknown, vec![v3]);
+        // Taken out: until a commit puts them back, a batch must read them.
+        assert_eq!(known.recall(&[v1, v2, v4]).1, vec![v1, v2, v4]);
         assert_eq!(found[&v1], (fix(9), vec![(f2, state(false, 2))]));
         assert_eq!(found[&v2], (fix(9), vec![(f1, state(true, 0))]));
         assert_eq!(found[&v4], (fix(9), vec![(f2, state(true, 0))]));
