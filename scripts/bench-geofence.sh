@@ -277,7 +277,8 @@ ingest_run() { # k mode(none|fenced)
   broker="reconnects $(metric "$ADDR" meridian_mqtt_reconnects_total), deliveries dropped at the overflow bound"
   broker+=" $(metric "$ADDR" meridian_mqtt_delivery_overflow_dropped_total), duplicate points"
   broker+=" $(metric "$ADDR" meridian_ingest_points_duplicate_total)"
-  # What the node holds after judging every vehicle (state memory, neighbourhoods) is in this.
+  # Judging's memory (state memory, neighbourhoods) is in this, and so is the MQTT backlog the
+  # node buffered during the run (the allocator keeps it), likely most of it at 10 points.
   local rss_after
   rss_after=$(rss_mb "$pid" VmRSS)
   stop_node "$pid" "$client_id"

@@ -106,19 +106,6 @@ impl Neighbourhoods {
         );
     }
 
-    /// How many vehicles' neighbourhoods are kept.
-    pub fn len(&self) -> usize {
-        self.kept
-            .lock()
-            .expect("neighbourhoods lock")
-            .vehicles
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// What the kept neighbourhoods hold: vehicles, fence boxes in all, and bytes (entries,
     /// their arrays and map slots; not the fences, which the set holds).
     pub fn held(&self) -> (usize, usize, usize) {

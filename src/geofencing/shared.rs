@@ -216,14 +216,16 @@ impl Geofences {
     /// A full load: replaces everything.
     pub fn replace_all(&self, loaded: Vec<Loaded>) {
         let index = FenceIndex::from_fences(loaded.into_iter().map(Fenced::new));
-        let mut guard = self.write();
         let mut set = Set {
             index,
             max_hysteresis_m: 0.0,
             min_cross_m: 0.0,
-            generation: guard.generation,
+            generation: 0,
         };
         set.settle();
+        // Built and settled outside the lock; only its generation follows the old set's.
+        let mut guard = self.write();
+        set.generation = guard.generation + 1;
         let old = std::mem::replace(&mut *guard, set);
         drop(guard);
         drop(old);

@@ -112,15 +112,14 @@ pub fn judge(
     // A vehicle the batch did not move has nothing newer than what was judged already.
     let moved: Vec<_> = points
         .iter()
-        .filter(|(v, ..)| prior.moved.contains_key(v))
+        .filter_map(|(v, external_id, fixes)| Some((v, external_id, fixes, *prior.moved.get(&v)?)))
         .collect();
     let mut neighbourhoods = around.take(moved.iter().map(|(v, ..)| *v));
     let set = fences.read();
     let mut decided = Decided::default();
-    for (&(vehicle, external_id, fixes), (_, neighbourhood)) in
+    for (&(vehicle, external_id, fixes, last), (_, neighbourhood)) in
         moved.iter().zip(&mut neighbourhoods)
     {
-        let last = prior.moved[&vehicle];
         let states = prior.states.get(&vehicle).map_or(&[][..], Vec::as_slice);
         let around = neighbourhood.around(
             &set,
